@@ -1,0 +1,104 @@
+//! The raw shape of kiln.toml: keys known and TOML types right, values not yet validated.
+//!
+//! Reading walks toml's spanned document tree by hand (rather than through
+//! serde) so that every problem can point at the exact key or value, and so
+//! that several problems can be reported at once.
+
+mod image;
+mod read;
+mod step;
+
+use toml::de::{DeTable, DeValue};
+
+use crate::report::{Report, Span};
+use crate::suggest::did_you_mean;
+
+pub(crate) use image::RawImage;
+pub(crate) use step::RawStep;
+
+/// Top-level sections of kiln.toml. Adding one (`service`, `route`) means a
+/// name here, a field in [`RawSpec`] and an arm in [`read`].
+const SECTIONS: &[&str] = &["image"];
+
+/// A whole kiln.toml, shape-checked.
+#[derive(Debug, Default)]
+pub(crate) struct RawSpec {
+    pub images: Vec<RawImage>,
+}
+
+/// A value together with where its key and the value itself are in the source.
+#[derive(Debug, Clone)]
+pub(crate) struct Field<T> {
+    pub key: Span,
+    pub span: Span,
+    pub value: T,
+}
+
+/// One `key = "string"` entry of a table of strings (`env`, `labels`).
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub name: String,
+    pub key: Span,
+    pub value: String,
+    pub span: Span,
+}
+
+/// Parses TOML and checks the document's shape. Problems go to `report`;
+/// `None` only when the TOML itself cannot be parsed.
+pub(crate) fn read(source: &str, report: &mut Report) -> Option<RawSpec> {
+    let document = match DeTable::parse(source) {
+        Ok(document) => document,
+        Err(error) => {
+            let span = error.span().unwrap_or(0..0);
+            let mut message = error.message().to_owned();
+            if message == "duplicate key"
+                && let Some(key) = source.get(span.clone()).filter(|k| !k.is_empty())
+            {
+                message = format!("duplicate key `{key}`");
+            }
+            report.error(&span, format!("invalid TOML: {message}"));
+            return None;
+        }
+    };
+    let mut spec = RawSpec::default();
+    for (key, value) in document.get_ref().iter() {
+        match key.get_ref().as_ref() {
+            "image" => match value.get_ref() {
+                DeValue::Table(images) => spec.images = image::read_all(images, report),
+                other => {
+                    report
+                        .error(
+                            &value.span(),
+                            format!(
+                                "wrong type for `image`: expected a table of images, found {}",
+                                read::type_name(other)
+                            ),
+                        )
+                        .hint("declare each image as a table: [image.NAME]");
+                }
+            },
+            name => {
+                let diagnostic =
+                    report.error(&key.span(), format!("unknown top-level key `{name}`"));
+                match did_you_mean(name, SECTIONS.iter().copied()) {
+                    Some(known) => diagnostic.hint(format!("did you mean `{known}`?")),
+                    None => diagnostic.hint("kiln.toml declares images as [image.NAME] tables"),
+                };
+            }
+        }
+    }
+    Some(spec)
+}
+
+/// `name` as a TOML key: bare when possible, quoted otherwise.
+pub(crate) fn toml_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare {
+        name.to_owned()
+    } else {
+        format!("{name:?}")
+    }
+}

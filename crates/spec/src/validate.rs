@@ -1,0 +1,98 @@
+//! Turns the raw shape into the validated model, reporting every problem found.
+
+mod base;
+mod image;
+mod path;
+mod step;
+mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use crate::graph::{Dependencies, cycles};
+use crate::model::ImageSpec;
+use crate::raw::{RawImage, RawSpec, toml_key};
+use crate::report::{Report, Span};
+
+/// What validating one image needs to know about the rest of the spec.
+pub(crate) struct Scope<'a> {
+    /// Names of all images in the spec, valid or not.
+    pub names: &'a BTreeSet<String>,
+    /// The build context, for resolving base paths.
+    pub context: &'a Path,
+    /// The image being validated.
+    pub image: &'a str,
+    /// Its key path, for messages: `image.hello`.
+    pub label: String,
+}
+
+/// The validated images; meaningful only if nothing was reported.
+pub(crate) fn validate(
+    raw: &RawSpec,
+    context: &Path,
+    report: &mut Report,
+) -> BTreeMap<String, ImageSpec> {
+    let names: BTreeSet<String> = raw.images.iter().map(|i| i.name.value.clone()).collect();
+    let mut images = BTreeMap::new();
+    for raw_image in &raw.images {
+        let scope = Scope {
+            names: &names,
+            context,
+            image: &raw_image.name.value,
+            label: format!("image.{}", toml_key(&raw_image.name.value)),
+        };
+        if let Some(image) = image::image(raw_image, &scope, report) {
+            images.insert(image.name.clone(), image);
+        }
+    }
+    report_cycles(&raw.images, report);
+    images
+}
+
+/// Cycles through `from_image`, each reported at the header of its first image.
+fn report_cycles(images: &[RawImage], report: &mut Report) {
+    let headers: BTreeMap<&str, &Span> = images
+        .iter()
+        .map(|i| (i.name.value.as_str(), &i.header))
+        .collect();
+    // The first `from_image` of each edge, for the hint.
+    let mut edges: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut deps = Dependencies::new();
+    for image in images {
+        let name = image.name.value.as_str();
+        let targets = deps.entry(name).or_default();
+        for step in &image.steps {
+            if let Some(target) = &step.from_image {
+                let target = target.value.as_str();
+                if target != name && headers.contains_key(target) {
+                    targets.insert(target);
+                    edges
+                        .entry((name, target))
+                        .or_insert(report.line(step.header.start));
+                }
+            }
+        }
+    }
+    for cycle in cycles(&deps) {
+        let Some(header) = headers.get(cycle[0]) else {
+            continue;
+        };
+        let hint = cycle
+            .windows(2)
+            .map(|pair| {
+                let line = edges.get(&(pair[0], pair[1])).copied().unwrap_or_default();
+                format!(
+                    "`{}` copies from `{}` (step at line {line})",
+                    pair[0], pair[1]
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        report
+            .error(
+                header,
+                format!("images form a cycle: {}", cycle.join(" -> ")),
+            )
+            .hint(hint);
+    }
+}

@@ -1,0 +1,227 @@
+//! The happy path: a full kiln.toml parses into the expected model.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use kiln_spec::{Base, CopyBinaryStep, CopyStep, ImageSpec, RunStep, Step, parse};
+
+const EXAMPLE: &str = r#"[image.hello]
+from = "scratch"
+entrypoint = ["/bin/busybox", "sh", "-c"]
+cmd = ["echo hello from $GREETING"]
+env = { GREETING = "kiln" }
+workdir = "/"
+user = "0:0"
+labels = { "org.opencontainers.image.title" = "hello" }
+expose = [8080]
+
+[[image.hello.step]]
+copy = "bin/busybox"
+to = "/bin/busybox"
+mode = "0755"
+
+[[image.hello.step]]
+run = ["/bin/busybox", "sh", "-c", "echo built > /built.txt"]
+network = false
+
+[image.builder]
+from = "oci:images/rust:1.95"
+
+[[image.builder.step]]
+copy = "./src/**/*.rs"
+to = "/src/"
+owner = "1000:1000"
+
+[[image.builder.step]]
+run = ["cargo", "build", "--release"]
+network = true
+
+[image.app]
+from = "rootfs:/var/lib/rootfs.tar.gz"
+
+[[image.app.step]]
+copy = "/out/app"
+from_image = "builder"
+to = "/app"
+
+[[image.app.step]]
+copy_binary = "target/release/app"
+to = "/app/app"
+mode = "0o700"
+"#;
+
+fn strings(items: &[&str]) -> Vec<String> {
+    items.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn full_example() {
+    let spec = parse(EXAMPLE, Path::new("deploy/kiln.toml")).unwrap();
+    assert_eq!(spec.path, PathBuf::from("deploy/kiln.toml"));
+    assert_eq!(spec.context, PathBuf::from("deploy"));
+    assert_eq!(
+        spec.images.keys().collect::<Vec<_>>(),
+        ["app", "builder", "hello"]
+    );
+
+    let hello = &spec.images["hello"];
+    let expected = ImageSpec {
+        name: "hello".into(),
+        from: Base::Scratch,
+        entrypoint: Some(strings(&["/bin/busybox", "sh", "-c"])),
+        cmd: Some(strings(&["echo hello from $GREETING"])),
+        env: BTreeMap::from([("GREETING".into(), "kiln".into())]),
+        workdir: Some("/".into()),
+        user: Some("0:0".into()),
+        labels: BTreeMap::from([("org.opencontainers.image.title".into(), "hello".into())]),
+        expose: vec![8080],
+        steps: vec![
+            Step::Copy(CopyStep {
+                src: "bin/busybox".into(),
+                from_image: None,
+                to: "/bin/busybox".into(),
+                mode: Some(0o755),
+                owner: None,
+            }),
+            Step::Run(RunStep {
+                args: strings(&["/bin/busybox", "sh", "-c", "echo built > /built.txt"]),
+                network: false,
+            }),
+        ],
+        step_lines: vec![11, 16],
+        line: 1,
+    };
+    assert_eq!(hello, &expected);
+
+    let builder = &spec.images["builder"];
+    assert_eq!(
+        builder.from,
+        Base::Oci {
+            path: "deploy/images/rust".into(),
+            reference: Some("1.95".into())
+        }
+    );
+    assert_eq!(
+        builder.steps,
+        [
+            Step::Copy(CopyStep {
+                src: "src/**/*.rs".into(),
+                from_image: None,
+                to: "/src/".into(),
+                mode: None,
+                owner: Some((1000, 1000)),
+            }),
+            Step::Run(RunStep {
+                args: strings(&["cargo", "build", "--release"]),
+                network: true,
+            }),
+        ]
+    );
+    assert_eq!(
+        (builder.line, builder.step_lines.as_slice()),
+        (20, &[23, 28][..])
+    );
+    assert_eq!(builder.entrypoint, None);
+    assert_eq!(builder.cmd, None);
+    assert!(builder.env.is_empty() && builder.labels.is_empty() && builder.expose.is_empty());
+
+    let app = &spec.images["app"];
+    assert_eq!(
+        app.from,
+        Base::Rootfs {
+            path: "/var/lib/rootfs.tar.gz".into()
+        }
+    );
+    assert_eq!(
+        app.steps,
+        [
+            Step::Copy(CopyStep {
+                src: "/out/app".into(),
+                from_image: Some("builder".into()),
+                to: "/app".into(),
+                mode: None,
+                owner: None,
+            }),
+            Step::CopyBinary(CopyBinaryStep {
+                src: "target/release/app".into(),
+                to: "/app/app".into(),
+                mode: Some(0o700),
+                owner: None,
+            }),
+        ]
+    );
+    assert_eq!(
+        app.dependencies().into_iter().collect::<Vec<_>>(),
+        ["builder"]
+    );
+}
+
+#[test]
+fn defaults() {
+    let spec = parse("[image.empty]\n", Path::new("kiln.toml")).unwrap();
+    assert_eq!(spec.context, PathBuf::from("."));
+    let empty = &spec.images["empty"];
+    assert_eq!(empty.from, Base::Scratch);
+    assert_eq!(empty.entrypoint, None);
+    assert!(empty.steps.is_empty() && empty.step_lines.is_empty());
+}
+
+#[test]
+fn empty_file_has_no_images() {
+    let spec = parse("# nothing yet\n", Path::new("kiln.toml")).unwrap();
+    assert!(spec.images.is_empty());
+}
+
+#[test]
+fn other_table_styles() {
+    let source = r#"
+[image]
+inline = { from = "docker-archive:img.tar", cmd = [], step = [{ run = ["/bin/true"] }] }
+dotted.user = "nobody"
+"#;
+    let spec = parse(source, Path::new("kiln.toml")).unwrap();
+    let inline = &spec.images["inline"];
+    assert_eq!(
+        inline.from,
+        Base::DockerArchive {
+            path: "./img.tar".into()
+        }
+    );
+    assert_eq!(inline.cmd, Some(vec![]));
+    assert_eq!((inline.line, inline.step_lines.as_slice()), (3, &[3][..]));
+    assert_eq!(spec.images["dotted"].user.as_deref(), Some("nobody"));
+    assert_eq!(spec.images["dotted"].line, 4);
+}
+
+#[test]
+fn line_numbers_are_not_serialized() {
+    let a = parse(EXAMPLE, Path::new("kiln.toml")).unwrap();
+    let b = parse(
+        &format!("\n\n# moved down\n{EXAMPLE}"),
+        Path::new("kiln.toml"),
+    )
+    .unwrap();
+    let (a, b) = (&a.images["hello"], &b.images["hello"]);
+    assert_ne!(a.line, b.line);
+    assert_eq!(
+        serde_json::to_string(a).unwrap(),
+        serde_json::to_string(b).unwrap()
+    );
+    assert!(!serde_json::to_string(a).unwrap().contains("line"));
+}
+
+#[test]
+fn several_problems_are_all_reported_in_file_order() {
+    let source = "[image.a]\nexpose = [0]\n[image.b]\nfrom = \"nope\"\n";
+    let err = parse(source, Path::new("kiln.toml")).unwrap_err();
+    let lines: Vec<usize> = err
+        .diagnostics()
+        .iter()
+        .map(|d| d.location.unwrap().line)
+        .collect();
+    assert_eq!(lines, [2, 4]);
+    let message = err.to_string();
+    assert!(message.starts_with("kiln.toml:2:11: "), "{message}");
+    assert!(message.contains("\nerror: kiln.toml:4:8: "), "{message}");
+}

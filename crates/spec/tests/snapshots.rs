@@ -1,0 +1,57 @@
+//! Error snapshots: each `snapshots/NAME.toml` must fail with exactly `snapshots/NAME.expected`.
+//!
+//! Run with `KILN_BLESS=1` to (re)write the `.expected` files from the current
+//! messages; review the diff before committing.
+#![allow(clippy::unwrap_used)]
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn snapshot_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots")
+}
+
+/// What a user sees: the message as a CLI would print it.
+fn render(source: &str) -> Option<String> {
+    match kiln_spec::parse(source, Path::new("kiln.toml")) {
+        Ok(_) => None,
+        Err(err) => Some(format!("error: {err}\n")),
+    }
+}
+
+#[test]
+fn error_snapshots() {
+    let bless = std::env::var_os("KILN_BLESS").is_some_and(|v| v == "1");
+    let mut specs: Vec<PathBuf> = fs::read_dir(snapshot_dir())
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    specs.sort();
+    assert!(!specs.is_empty(), "no snapshots found");
+
+    let mut failures = Vec::new();
+    for spec in &specs {
+        let name = spec.file_stem().unwrap().to_string_lossy().into_owned();
+        let source = fs::read_to_string(spec).unwrap();
+        let Some(actual) = render(&source) else {
+            failures.push(format!("{name}: parsed without error"));
+            continue;
+        };
+        let expected_path = spec.with_extension("expected");
+        if bless {
+            fs::write(&expected_path, &actual).unwrap();
+            continue;
+        }
+        match fs::read_to_string(&expected_path) {
+            Ok(expected) if expected == actual => {}
+            Ok(expected) => failures.push(format!(
+                "{name}: message differs\n--- expected\n{expected}--- actual\n{actual}"
+            )),
+            Err(_) => failures.push(format!(
+                "{name}: no {name}.expected (run with KILN_BLESS=1)\n--- actual\n{actual}"
+            )),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
