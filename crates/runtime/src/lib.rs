@@ -1,1 +1,26 @@
-//! kiln runtime.
+//! kiln runtime: runs `RUN` build steps in a runc sandbox over an overlay of the image so far.
+//!
+//! The entry point is [`Sandbox::run`]: it mounts an overlay whose lower layers are the
+//! already-unpacked image layers and whose upper layer is a fresh directory supplied by
+//! the caller, writes an OCI runtime bundle around it, runs the step with `runc run`, and
+//! always tears everything down again (container state, mount, bundle), also on error or
+//! panic. Afterwards the upper directory holds exactly the step's changes, in overlay
+//! form (char 0/0 whiteouts, opaque directory xattrs), ready to become a layer.
+//!
+//! Mountpoints that runc has to create inside the root (`/proc`, `/dev`, `/sys`, the
+//! working directory, `/etc/resolv.conf` with network) are not part of the step's
+//! changes: the `mountpoints` module documents how they are kept out of the layer.
+
+mod bundle;
+mod config;
+mod container;
+mod error;
+mod locate;
+mod mountpoints;
+mod overlay;
+mod sandbox;
+mod spec;
+
+pub use error::RuntimeError;
+pub use sandbox::Sandbox;
+pub use spec::{DEFAULT_PATH, SandboxSpec};
