@@ -1,0 +1,248 @@
+//! Unpacked layers on disk (`KILN_HOME/layers/<diffid>/`, extracted once and shared
+//! read-only) and read-only overlay views of an image's layers.
+
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::GzDecoder;
+use kiln_image::{Digest, Store, UnpackLimits, oci::Descriptor, unpack_layer};
+use rustix::mount::{MountFlags, UnmountFlags, mount, unmount};
+use sha2::{Digest as _, Sha256};
+
+use crate::BuildError;
+
+/// Makes sure the layer `diff_id` is unpacked under KILN_HOME/layers and returns its dir.
+/// The blob is verified against its digest and the tar against `diff_id`; a layer that
+/// fails either is never moved into place.
+pub fn ensure_unpacked(
+    store: &Store,
+    layer: &Descriptor,
+    diff_id: &Digest,
+) -> Result<PathBuf, BuildError> {
+    let dir = store.layer_dir(diff_id);
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    let tmp_root = store.tmp_dir();
+    fs::create_dir_all(&tmp_root).map_err(BuildError::io(&tmp_root))?;
+    let tmp = tempfile::Builder::new()
+        .prefix("unpack-")
+        .tempdir_in(&tmp_root)
+        .map_err(BuildError::io(&tmp_root))?;
+    let target = tmp.path().join("layer");
+    fs::create_dir(&target).map_err(BuildError::io(&target))?;
+    let blob = store.open_blob(&layer.digest)?;
+    let compressed = layer.media_type.ends_with("gzip");
+    let inner: Box<dyn Read> = if compressed {
+        Box::new(GzDecoder::new(blob))
+    } else {
+        Box::new(blob)
+    };
+    let mut reader = HashingReader::new(inner);
+    unpack_layer(&mut reader, &target, &UnpackLimits::from_env())
+        .map_err(kiln_image::ImageError::from)?;
+    // Read to the end so that both the blob digest and the diff_id are checked.
+    io::copy(&mut reader, &mut io::sink())
+        .map_err(BuildError::io(store.blob_path(&layer.digest)))?;
+    let got = reader.finish();
+    if got != *diff_id {
+        return Err(BuildError::Other(format!(
+            "layer {}: uncompressed content is {got}, but the image config says {diff_id}",
+            layer.digest
+        )));
+    }
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).map_err(BuildError::io(parent))?;
+    }
+    match fs::rename(&target, &dir) {
+        Ok(()) => {}
+        // Another build unpacked the same layer first: theirs is identical.
+        Err(_) if dir.is_dir() => {}
+        Err(e) => return Err(BuildError::io(&dir)(e)),
+    }
+    Ok(dir)
+}
+
+/// Moves a RUN step's upper dir into place as the unpacked form of `diff_id`, so that the
+/// next RUN step does not unpack what it just produced.
+pub fn adopt_upper(store: &Store, upper: &Path, diff_id: &Digest) -> Result<(), BuildError> {
+    let dir = store.layer_dir(diff_id);
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        fs::create_dir_all(parent).map_err(BuildError::io(parent))?;
+    }
+    match fs::rename(upper, &dir) {
+        Ok(()) => Ok(()),
+        Err(_) if dir.is_dir() => Ok(()),
+        Err(e) => Err(BuildError::io(&dir)(e)),
+    }
+}
+
+/// A reader that hashes what it returns.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+}
+
+impl<R: Read> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    fn finish(self) -> Digest {
+        Digest::from_hasher(self.hasher)
+    }
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// A read-only merged view of layer dirs (topmost first), unmounted on drop.
+#[derive(Debug)]
+pub struct RootView {
+    path: PathBuf,
+    mounted: bool,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl RootView {
+    /// With no layers the view is an empty dir, with one it is that dir itself (overlay
+    /// needs two lower dirs when it has no upper), otherwise a read-only overlay mount.
+    pub fn new(store: &Store, lowerdirs: &[PathBuf]) -> Result<RootView, BuildError> {
+        let tmp_root = store.tmp_dir();
+        fs::create_dir_all(&tmp_root).map_err(BuildError::io(&tmp_root))?;
+        match lowerdirs {
+            [one] => Ok(RootView {
+                path: one.clone(),
+                mounted: false,
+                _dir: None,
+            }),
+            _ => {
+                let dir = tempfile::Builder::new()
+                    .prefix("view-")
+                    .tempdir_in(&tmp_root)
+                    .map_err(BuildError::io(&tmp_root))?;
+                let path = dir.path().to_path_buf();
+                if lowerdirs.is_empty() {
+                    return Ok(RootView {
+                        path,
+                        mounted: false,
+                        _dir: Some(dir),
+                    });
+                }
+                let lower = lowerdirs
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(":");
+                let data = std::ffi::CString::new(format!("lowerdir={lower}"))
+                    .map_err(|_| BuildError::Other("layer path contains a NUL byte".into()))?;
+                mount(
+                    "overlay",
+                    &path,
+                    "overlay",
+                    MountFlags::RDONLY,
+                    data.as_c_str(),
+                )
+                .map_err(|e| {
+                    BuildError::Other(format!(
+                        "mounting a read-only overlay at {}: {e}",
+                        path.display()
+                    ))
+                })?;
+                Ok(RootView {
+                    path,
+                    mounted: true,
+                    _dir: Some(dir),
+                })
+            }
+        }
+    }
+
+    /// Resolves an absolute path inside the view, following symbolic links as the image
+    /// would (absolute targets are relative to the view's root, `..` stops at the root),
+    /// except for the last component, which is returned as it is.
+    pub fn resolve(&self, abs: &str) -> Result<PathBuf, BuildError> {
+        resolve_in_root(&self.path, abs)
+    }
+}
+
+impl Drop for RootView {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = unmount(&self.path, UnmountFlags::DETACH);
+        }
+    }
+}
+
+/// See [`RootView::resolve`].
+pub fn resolve_in_root(root: &Path, abs: &str) -> Result<PathBuf, BuildError> {
+    let mut parts: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = abs.split('/').rev().map(str::to_string).collect();
+    let mut hops = 0;
+    while let Some(part) = pending.pop() {
+        match part.as_str() {
+            "" | "." => continue,
+            ".." => {
+                parts.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let is_last = pending.iter().all(|p| p.is_empty() || p == ".");
+        let candidate = root.join(parts.join("/")).join(&part);
+        match fs::symlink_metadata(&candidate) {
+            Ok(meta) if meta.file_type().is_symlink() && !is_last => {
+                hops += 1;
+                if hops > 40 {
+                    return Err(BuildError::Other(format!(
+                        "{abs}: too many levels of symbolic links"
+                    )));
+                }
+                let target = fs::read_link(&candidate).map_err(BuildError::io(&candidate))?;
+                let target = target.to_string_lossy().to_string();
+                if target.starts_with('/') {
+                    parts.clear();
+                }
+                pending.extend(target.split('/').rev().map(str::to_string));
+            }
+            _ => parts.push(part),
+        }
+    }
+    Ok(root.join(parts.join("/")))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn resolve_in_root_never_leaves_the_root() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("usr/bin")).unwrap();
+        symlink("/usr", r.join("abs")).unwrap();
+        symlink("../../../../..", r.join("usr/up")).unwrap();
+        assert_eq!(resolve_in_root(r, "/abs/bin").unwrap(), r.join("usr/bin"));
+        assert_eq!(
+            resolve_in_root(r, "/usr/up/etc/passwd").unwrap(),
+            r.join("etc/passwd")
+        );
+        assert_eq!(resolve_in_root(r, "/../../x").unwrap(), r.join("x"));
+        // The last component is not followed.
+        assert_eq!(resolve_in_root(r, "/abs").unwrap(), r.join("abs"));
+    }
+}

@@ -1,0 +1,12 @@
+//! End-to-end tests through the `kiln` binary with the real runc, skopeo and umoci.
+//! They need root and those tools; a missing one fails the test with what to install.
+
+#![allow(clippy::unwrap_used)]
+
+mod acceptance {
+    mod build;
+    mod export;
+    pub mod harness;
+    mod malicious;
+    mod repro;
+}
