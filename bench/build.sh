@@ -53,7 +53,7 @@ elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 t0=$(now); tar -cf - -C "$work" ctx | gzip -6 | sha256sum > /dev/null; t1=$(now)
 pipeline=$(elapsed "$t0" "$t1")
 
-t0=$(now); KILN_HOME="$work/home" "$KILN" build -f "$ctx/kiln.toml" --tag bench 2>/dev/null; t1=$(now)
+t0=$(now); KILN_HOME="$work/home" "$KILN" build -f "$ctx/kiln.toml" --tag bench >/dev/null 2>&1; t1=$(now)
 cold=$(elapsed "$t0" "$t1")
 
 best=999

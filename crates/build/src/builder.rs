@@ -258,7 +258,7 @@ impl<'a> Builder<'a> {
                 })?;
                 let ids = other.config.rootfs.diff_ids.iter().map(|d| d.to_string());
                 key.part("from", ids.collect::<Vec<_>>().join(",").as_bytes());
-                Pending::FromImage(other.clone())
+                Pending::FromImage(Box::new(other.clone()))
             }
             Step::CopyBinary(c) => {
                 let entries = self.binary_entries(c)?;
@@ -490,7 +490,7 @@ impl<'a> Builder<'a> {
 
 enum Pending {
     Entries(Vec<LayerEntry>),
-    FromImage(ImageState),
+    FromImage(Box<ImageState>),
     Run,
 }
 

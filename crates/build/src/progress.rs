@@ -37,7 +37,7 @@ impl Progress {
         let state = if cached { " (cached)" } else { "" };
         if self.tty {
             let width = 24;
-            let filled = if total == 0 { width } else { n * width / total };
+            let filled = (n * width).checked_div(total).unwrap_or(width).min(width);
             let bar: String = "#".repeat(filled) + &"-".repeat(width - filled);
             let mut text = format!(
                 "\r\x1b[2K[{bar}] {image} {n}/{total} {what}{state} {:.1}s",

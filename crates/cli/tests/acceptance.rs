@@ -9,4 +9,5 @@ mod acceptance {
     pub mod harness;
     mod malicious;
     mod repro;
+    mod store;
 }
