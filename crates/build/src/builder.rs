@@ -12,7 +12,7 @@ use kiln_spec::{Base, CopyBinaryStep, CopyStep, ImageSpec, RunStep, Spec, Step};
 
 use crate::cache::{CachedLayer, KeyBuilder, StepCache};
 use crate::context::{Context, Selected, base_name};
-use crate::layers::{RootView, adopt_upper, ensure_unpacked};
+use crate::layers::{RootView, ensure_unpacked};
 use crate::statcache::StatCache;
 use crate::walk::{Ownership, WalkOptions, walk};
 use crate::{BuildError, Progress, config, elf, rootfs};
@@ -102,9 +102,11 @@ impl<'a> Builder<'a> {
         let mut out = Vec::new();
         for image in order {
             let result = self.build_image(image);
-            // Whatever happened, keep what was learnt about file digests.
-            self.stat.save()?;
+            // Whatever happened, keep what was learnt about file digests; the build's
+            // own error matters more than a failure to save them.
+            let saved = self.stat.save();
             out.push(result?);
+            saved?;
         }
         Ok(out)
     }
@@ -339,13 +341,14 @@ impl<'a> Builder<'a> {
                 c.src
             )));
         };
-        let meta = std::fs::metadata(&sel.abs).map_err(BuildError::io(&sel.abs))?;
+        let meta = std::fs::symlink_metadata(&sel.abs).map_err(BuildError::io(&sel.abs))?;
         if !meta.is_file() {
             return Err(BuildError::Other(format!(
-                "`{}` is not a regular file",
+                "`{}` is not a regular file (symbolic links are not followed)",
                 c.src
             )));
         }
+        let placed = format!("/{}", c.to.trim_matches('/'));
         let (uid, gid) = c.owner.unwrap_or((0, 0));
         let epoch = self.opts.source_date_epoch;
         let mut entries = vec![LayerEntry {
@@ -361,7 +364,9 @@ impl<'a> Builder<'a> {
             gid,
             mtime: epoch,
         }];
-        for lib in elf::resolve(&sel.abs).map_err(|e| BuildError::Other(e.to_string()))? {
+        let libs = elf::resolve_placed(&sel.abs, &placed, &elf::SearchConfig::host())
+            .map_err(|e| BuildError::Other(e.to_string()))?;
+        for lib in libs {
             let meta = std::fs::metadata(&lib.host_path).map_err(BuildError::io(&lib.host_path))?;
             entries.push(LayerEntry {
                 path: lib.image_path.trim_start_matches('/').to_string(),
@@ -416,7 +421,7 @@ impl<'a> Builder<'a> {
         let sel = Selected {
             rel: PathBuf::from(c.src.trim_start_matches('/')),
             abs: src.clone(),
-            is_dir: src.is_dir(),
+            is_dir: std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()),
         };
         let dest = destination(&c.to, &sel, false);
         let mut entries = Vec::new();
@@ -460,6 +465,21 @@ impl<'a> Builder<'a> {
             .map_err(BuildError::io(&tmp_root))?;
         let upper = work.path().join("upper");
         std::fs::create_dir(&upper).map_err(BuildError::io(&upper))?;
+        std::fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(BuildError::io(&upper))?;
+        // The merged `/` takes its attributes from the upper dir: give it the epoch, not
+        // the time of this build.
+        let epoch =
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(self.opts.source_date_epoch);
+        std::fs::File::open(&upper)
+            .and_then(|d| {
+                d.set_times(
+                    std::fs::FileTimes::new()
+                        .set_accessed(epoch)
+                        .set_modified(epoch),
+                )
+            })
+            .map_err(BuildError::io(&upper))?;
         self.progress.end_line();
         self.sandbox
             .run(&SandboxSpec {
@@ -470,7 +490,7 @@ impl<'a> Builder<'a> {
                 cwd: c.working_dir.clone().unwrap_or_else(|| "/".to_string()),
                 user,
                 network: r.network,
-                hostname: format!("kiln-build-{}", img.name),
+                hostname: "kiln-build".to_string(),
             })
             .map_err(|e| BuildError::Other(e.to_string()))?;
         let opts = WalkOptions {
@@ -483,7 +503,8 @@ impl<'a> Builder<'a> {
         let info = self
             .store
             .write_layer(entries, self.opts.source_date_epoch)?;
-        adopt_upper(self.store, &upper, &info.diff_id)?;
+        // The upper dir is not adopted as the unpacked layer: its mtimes, xattrs and root
+        // mode are the host's, while later steps must see exactly what the blob holds.
         Ok(info)
     }
 }
@@ -556,12 +577,12 @@ fn describe_step(s: &Step) -> String {
         },
         Step::CopyBinary(c) => format!("copy_binary {} to {}", c.src, c.to),
         Step::Run(r) => {
-            let mut s = format!("run {}", r.args.join(" "));
-            if s.len() > 100 {
-                s.truncate(97);
-                s.push_str("...");
+            let s = format!("run {}", r.args.join(" "));
+            if s.chars().count() > 100 {
+                s.chars().take(97).collect::<String>() + "..."
+            } else {
+                s
             }
-            s
         }
     }
 }

@@ -12,6 +12,10 @@ use sha2::{Digest as _, Sha256};
 use crate::BuildError;
 use crate::statcache::StatCache;
 
+/// Bumped whenever the meaning of a cached layer changes (layer writer, walk rules, mode
+/// normalization), so that old cache entries are never reused for new rules.
+pub const KEY_VERSION: &str = "kiln-cache-1";
+
 /// Builds a cache key from labelled parts, so that no two different inputs hash alike.
 #[derive(Debug, Clone)]
 pub struct KeyBuilder(Sha256);
@@ -19,7 +23,8 @@ pub struct KeyBuilder(Sha256);
 impl KeyBuilder {
     pub fn new(kind: &str) -> KeyBuilder {
         let mut k = KeyBuilder(Sha256::new());
-        k.part("kind", kind.as_bytes());
+        k.part("version", KEY_VERSION.as_bytes())
+            .part("kind", kind.as_bytes());
         k
     }
 

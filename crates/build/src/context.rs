@@ -93,6 +93,9 @@ impl Context {
     /// symbolic link (the spec already rejects `..`; the final component itself is
     /// copied as a link, not followed).
     fn check_inside(&self, src: &str, abs: &Path) -> Result<(), BuildError> {
+        if src == "." {
+            return Ok(());
+        }
         let parent = abs.parent().unwrap_or(abs);
         let real = fs::canonicalize(parent).map_err(BuildError::io(parent))?;
         if !real.starts_with(&self.root) {

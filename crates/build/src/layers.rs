@@ -32,6 +32,9 @@ pub fn ensure_unpacked(
         .map_err(BuildError::io(&tmp_root))?;
     let target = tmp.path().join("layer");
     fs::create_dir(&target).map_err(BuildError::io(&target))?;
+    // The layer root is the image's `/`: never the builder's umask.
+    fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .map_err(BuildError::io(&target))?;
     let blob = store.open_blob(&layer.digest)?;
     let compressed = layer.media_type.ends_with("gzip");
     let inner: Box<dyn Read> = if compressed {
@@ -62,23 +65,6 @@ pub fn ensure_unpacked(
         Err(e) => return Err(BuildError::io(&dir)(e)),
     }
     Ok(dir)
-}
-
-/// Moves a RUN step's upper dir into place as the unpacked form of `diff_id`, so that the
-/// next RUN step does not unpack what it just produced.
-pub fn adopt_upper(store: &Store, upper: &Path, diff_id: &Digest) -> Result<(), BuildError> {
-    let dir = store.layer_dir(diff_id);
-    if dir.is_dir() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        fs::create_dir_all(parent).map_err(BuildError::io(parent))?;
-    }
-    match fs::rename(upper, &dir) {
-        Ok(()) => Ok(()),
-        Err(_) if dir.is_dir() => Ok(()),
-        Err(e) => Err(BuildError::io(&dir)(e)),
-    }
 }
 
 /// A reader that hashes what it returns.

@@ -17,6 +17,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::BuildError;
 
+/// How recent a change must be for its stat data not to be trusted.
+const RACY_NS: i128 = 2_000_000_000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Stamp {
     size: u64,
@@ -73,9 +76,18 @@ impl StatCache {
             return Ok(digest.clone());
         }
         let digest = hash_file(path)?;
-        self.entries
-            .insert(path.to_path_buf(), (stamp, digest.clone()));
-        self.dirty = true;
+        // A file modified within the last seconds could change again within the same
+        // timestamp tick without its stat data changing (git's "racy clean" problem):
+        // such files are not remembered, so they are hashed again next time.
+        let now_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i128)
+            .unwrap_or(0);
+        if now_ns - stamp.mtime_ns > RACY_NS {
+            self.entries
+                .insert(path.to_path_buf(), (stamp, digest.clone()));
+            self.dirty = true;
+        }
         Ok(digest)
     }
 
@@ -155,6 +167,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("a");
         fs::write(&f, b"one").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        fs::File::options()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
         let cache_file = dir.path().join("cache");
         let mut c = StatCache::load(cache_file.clone());
         let d1 = c.digest(&f, &fs::metadata(&f).unwrap()).unwrap();

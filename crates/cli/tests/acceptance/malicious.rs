@@ -85,7 +85,7 @@ fn a_symlink_escape_is_refused() {
             ("link/kiln-evil-escape", b'0', "", b"x"),
         ],
         false,
-        "link",
+        "layer entry \"link\": symbolic link target \"../../../../../../tmp\" escapes the root",
     );
 }
 

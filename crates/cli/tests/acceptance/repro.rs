@@ -26,6 +26,8 @@ copy = "site/*.html"
 to = "/www/"
 [[image.built.step]]
 run = ["/bin/busybox", "sh", "-c", "mkdir -p /gen && echo generated > /gen/out.txt && ls /www > /gen/list"]
+[[image.built.step]]
+run = ["/bin/busybox", "sh", "-c", "/bin/busybox stat -c '%Y %a %u' /gen/out.txt /www /bin > /gen/seen"]
 "#;
 
 fn make_context(w: &World, name: &str, mtime: SystemTime) -> std::path::PathBuf {
