@@ -213,13 +213,7 @@ impl<'a> Builder<'a> {
         info: kiln_image::LayerInfo,
     ) -> Result<CachedLayer, BuildError> {
         let cached = CachedLayer {
-            layer: Descriptor {
-                media_type: MEDIA_TYPE_LAYER_GZIP.to_string(),
-                digest: info.digest,
-                size: info.size,
-                annotations: BTreeMap::new(),
-                platform: None,
-            },
+            layer: Descriptor::new(MEDIA_TYPE_LAYER_GZIP, info.digest, info.size),
             diff_id: info.diff_id,
         };
         self.cache.put(key, &cached)?;

@@ -54,13 +54,7 @@ impl LoadedImage {
 }
 
 fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-    Descriptor {
-        media_type: media_type.to_string(),
-        digest,
-        size,
-        annotations: BTreeMap::new(),
-        platform: None,
-    }
+    Descriptor::new(media_type, digest, size)
 }
 
 /// Parses an image config and checks it lists one diff_id per layer.

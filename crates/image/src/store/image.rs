@@ -76,11 +76,5 @@ impl Store {
 }
 
 fn descriptor(media_type: &str, digest: Digest, size: u64) -> Descriptor {
-    Descriptor {
-        media_type: media_type.to_string(),
-        digest,
-        size,
-        annotations: BTreeMap::new(),
-        platform: None,
-    }
+    Descriptor::new(media_type, digest, size)
 }
