@@ -118,11 +118,19 @@ fn diff_images(
         if la.digest == lb.digest {
             continue;
         }
-        let fa = layer_files(sa, &la.digest)?;
-        let fb = layer_files(sb, &lb.digest)?;
-        if fa == fb {
+        let (seq_a, seq_b) = (layer_files(sa, &la.digest)?, layer_files(sb, &lb.digest)?);
+        let fa: BTreeMap<_, _> = seq_a.iter().cloned().collect();
+        let fb: BTreeMap<_, _> = seq_b.iter().cloned().collect();
+        if fa == fb && seq_a.len() == fa.len() && seq_b.len() == fb.len() {
+            if seq_a != seq_b {
+                out.push(format!(
+                    "{name}: layer {}: same files in a different order",
+                    i + 1
+                ));
+                continue;
+            }
             out.push(format!(
-                "{name}: layer {}: same files, but the compressed bytes differ ({} vs {})",
+                "{name}: layer {}: same files and metadata, but the tar or gzip bytes differ ({} vs {})",
                 i + 1,
                 la.digest,
                 lb.digest
@@ -143,10 +151,14 @@ fn diff_images(
         for path in fb.keys().filter(|p| !fa.contains_key(*p)) {
             out.push(format!("{name}: layer {}: /{path} only in build 2", i + 1));
         }
-        let order_a: Vec<_> = fa.keys().collect();
-        let order_b: Vec<_> = fb.keys().collect();
-        if order_a == order_b && fa.values().eq(fb.values()) {
-            out.push(format!("{name}: layer {}: entry order differs", i + 1));
+        for (seq, n) in [(&seq_a, 1), (&seq_b, 2)] {
+            let unique: BTreeMap<_, _> = seq.iter().cloned().collect();
+            if unique.len() != seq.len() {
+                out.push(format!(
+                    "{name}: layer {}: build {n} has duplicate entries",
+                    i + 1
+                ));
+            }
         }
     }
     Ok(out)
@@ -186,10 +198,11 @@ fn describe_difference(a: &FileInfo, b: &FileInfo) -> String {
     s
 }
 
-fn layer_files(store: &Store, digest: &Digest) -> Result<BTreeMap<String, FileInfo>, BuildError> {
+/// The entries of a layer in tar order.
+fn layer_files(store: &Store, digest: &Digest) -> Result<Vec<(String, FileInfo)>, BuildError> {
     let path = store.blob_path(digest);
     let mut archive = tar::Archive::new(GzDecoder::new(store.open_blob(digest)?));
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for entry in archive.entries().map_err(BuildError::io(&path))? {
         let mut entry = entry.map_err(BuildError::io(&path))?;
         let h = entry.header().clone();
@@ -207,7 +220,7 @@ fn layer_files(store: &Store, digest: &Digest) -> Result<BTreeMap<String, FileIn
             }
             hasher.update(&buf[..n]);
         }
-        out.insert(
+        out.push((
             name,
             FileInfo {
                 kind: h.entry_type().as_byte() as char,
@@ -219,7 +232,7 @@ fn layer_files(store: &Store, digest: &Digest) -> Result<BTreeMap<String, FileIn
                 link,
                 content: Digest::from_hasher(hasher).to_string(),
             },
-        );
+        ));
     }
     Ok(out)
 }

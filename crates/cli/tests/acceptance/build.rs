@@ -253,3 +253,40 @@ to = "/app"
         "{entries:?}"
     );
 }
+
+#[test]
+fn a_failing_run_step_leaves_no_container_mount_or_temp_dir() {
+    require(&["runc"]);
+    let w = World::new();
+    let spec = w.spec(
+        r#"
+[image.broken]
+[[image.broken.step]]
+copy = "busybox"
+to = "/bin/busybox"
+[[image.broken.step]]
+run = ["/bin/busybox", "sh", "-c", "echo partial > /partial; exit 7"]
+"#,
+    );
+    w.busybox(&w.ctx());
+    let err = fails(w.kiln(&["build", "-f", spec.to_str().unwrap()]));
+    assert!(
+        err.contains("step 2") && err.contains("kiln.toml:6"),
+        "{err}"
+    );
+    assert!(err.contains('7'), "the exit code is reported: {err}");
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(w.home().to_str().unwrap()), "{mounts}");
+    let listed = run(Command::new("runc")
+        .arg("--root")
+        .arg(w.home().join("runc"))
+        .args(["list", "-q"]));
+    assert_eq!(listed.trim(), "");
+    let leftovers: Vec<_> = fs::read_dir(w.home().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let images = ok(w.kiln(&["images", "-o", "json"]));
+    assert_eq!(images.trim(), "[]");
+}
