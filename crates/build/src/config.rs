@@ -105,10 +105,7 @@ pub fn apply(base: &ContainerConfig, spec: &ImageSpec) -> ContainerConfig {
 pub fn run_env(c: &ContainerConfig) -> Vec<String> {
     let mut env = c.env.clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-        );
+        env.insert(0, format!("PATH={}", kiln_runtime::DEFAULT_PATH));
     }
     env
 }

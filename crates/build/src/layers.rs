@@ -2,13 +2,12 @@
 //! read-only) and read-only overlay views of an image's layers.
 
 use std::fs;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use flate2::read::GzDecoder;
-use kiln_image::{Digest, Store, UnpackLimits, oci::Descriptor, unpack_layer};
-use rustix::mount::{MountFlags, UnmountFlags, mount, unmount};
-use sha2::{Digest as _, Sha256};
+use kiln_image::{Digest, HashingReader, Store, UnpackLimits, oci::Descriptor, unpack_layer};
+use kiln_runtime::Overlay;
 
 use crate::BuildError;
 
@@ -46,9 +45,10 @@ pub fn ensure_unpacked(
     unpack_layer(&mut reader, &target, &UnpackLimits::from_env())
         .map_err(kiln_image::ImageError::from)?;
     // Read to the end so that both the blob digest and the diff_id are checked.
-    io::copy(&mut reader, &mut io::sink())
+    reader
+        .drain()
         .map_err(BuildError::io(store.blob_path(&layer.digest)))?;
-    let got = reader.finish();
+    let (got, _, _) = reader.finish();
     if got != *diff_id {
         return Err(BuildError::Other(format!(
             "layer {}: uncompressed content is {got}, but the image config says {diff_id}",
@@ -67,38 +67,11 @@ pub fn ensure_unpacked(
     Ok(dir)
 }
 
-/// A reader that hashes what it returns.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-}
-
-impl<R: Read> HashingReader<R> {
-    fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-        }
-    }
-
-    fn finish(self) -> Digest {
-        Digest::from_hasher(self.hasher)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// A read-only merged view of layer dirs (topmost first), unmounted on drop.
 #[derive(Debug)]
 pub struct RootView {
     path: PathBuf,
-    mounted: bool,
+    _mount: Option<Overlay>,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -106,54 +79,34 @@ impl RootView {
     /// With no layers the view is an empty dir, with one it is that dir itself (overlay
     /// needs two lower dirs when it has no upper), otherwise a read-only overlay mount.
     pub fn new(store: &Store, lowerdirs: &[PathBuf]) -> Result<RootView, BuildError> {
+        if let [one] = lowerdirs {
+            return Ok(RootView {
+                path: one.clone(),
+                _mount: None,
+                _dir: None,
+            });
+        }
         let tmp_root = store.tmp_dir();
         fs::create_dir_all(&tmp_root).map_err(BuildError::io(&tmp_root))?;
-        match lowerdirs {
-            [one] => Ok(RootView {
-                path: one.clone(),
-                mounted: false,
-                _dir: None,
-            }),
-            _ => {
-                let dir = tempfile::Builder::new()
-                    .prefix("view-")
-                    .tempdir_in(&tmp_root)
-                    .map_err(BuildError::io(&tmp_root))?;
-                let path = dir.path().to_path_buf();
-                if lowerdirs.is_empty() {
-                    return Ok(RootView {
-                        path,
-                        mounted: false,
-                        _dir: Some(dir),
-                    });
-                }
-                let lower = lowerdirs
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(":");
-                let data = std::ffi::CString::new(format!("lowerdir={lower}"))
-                    .map_err(|_| BuildError::Other("layer path contains a NUL byte".into()))?;
-                mount(
-                    "overlay",
-                    &path,
-                    "overlay",
-                    MountFlags::RDONLY,
-                    data.as_c_str(),
-                )
-                .map_err(|e| {
-                    BuildError::Other(format!(
-                        "mounting a read-only overlay at {}: {e}",
-                        path.display()
-                    ))
-                })?;
-                Ok(RootView {
-                    path,
-                    mounted: true,
-                    _dir: Some(dir),
-                })
-            }
-        }
+        let dir = tempfile::Builder::new()
+            .prefix("view-")
+            .tempdir_in(&tmp_root)
+            .map_err(BuildError::io(&tmp_root))?;
+        let path = dir.path().to_path_buf();
+        let mount = if lowerdirs.is_empty() {
+            None
+        } else {
+            Some(
+                Overlay::mount_read_only(lowerdirs, &path)
+                    .map_err(|e| BuildError::Other(e.to_string()))?,
+            )
+        };
+        // Fields drop in order: the mount goes before its mountpoint dir.
+        Ok(RootView {
+            path,
+            _mount: mount,
+            _dir: Some(dir),
+        })
     }
 
     /// Resolves an absolute path inside the view, following symbolic links as the image
@@ -161,14 +114,6 @@ impl RootView {
     /// except for the last component, which is returned as it is.
     pub fn resolve(&self, abs: &str) -> Result<PathBuf, BuildError> {
         resolve_in_root(&self.path, abs)
-    }
-}
-
-impl Drop for RootView {
-    fn drop(&mut self) {
-        if self.mounted {
-            let _ = unmount(&self.path, UnmountFlags::DETACH);
-        }
     }
 }
 

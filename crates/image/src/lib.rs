@@ -13,7 +13,7 @@ pub use archive::{
     ArchiveError, BaseImage, ExportFormat, ImportedImage, export, import, load_docker_archive_base,
     load_oci_base,
 };
-pub use digest::{Digest, HashingWriter, to_hex};
+pub use digest::{Digest, HashingReader, HashingWriter, to_hex};
 pub use error::ImageError;
 pub use gzip::{BLOCK_SIZE, COMPRESSOR, ParallelGzWriter};
 pub use layer::{EntryKind, FileSource, LayerEntry, LayerInfo};

@@ -22,5 +22,6 @@ mod sandbox;
 mod spec;
 
 pub use error::RuntimeError;
+pub use overlay::Overlay;
 pub use sandbox::Sandbox;
 pub use spec::{DEFAULT_PATH, SandboxSpec};

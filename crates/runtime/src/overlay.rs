@@ -1,4 +1,5 @@
-//! Mounting the overlay root of a sandbox, and unmounting it again.
+//! Mounting the overlay root of a sandbox (or a read-only overlay view), and unmounting it
+//! again.
 //!
 //! The options always switch off the overlay features that would record changes in a
 //! form other than plain files, whiteouts and opaque directories (`index`, `metacopy`,
@@ -28,7 +29,7 @@ const MAX_OPTIONS_LEN: usize = 4095;
 
 /// A mounted overlay; dropping it detaches the mount.
 #[derive(Debug)]
-pub(crate) struct Overlay {
+pub struct Overlay {
     target: PathBuf,
     mounted: bool,
 }
@@ -42,26 +43,35 @@ impl Overlay {
         workdir: &Path,
         target: &Path,
     ) -> Result<Self, RuntimeError> {
-        let plain: Vec<&[u8]> = lowerdirs
+        Overlay::mount_with(lowerdirs, Some((upperdir, workdir)), target)
+    }
+
+    /// Mounts a read-only overlay of `lowerdirs` (topmost first, at least two: the
+    /// kernel needs two lower dirs when there is no upper) at `target`.
+    pub fn mount_read_only(lowerdirs: &[PathBuf], target: &Path) -> Result<Self, RuntimeError> {
+        Overlay::mount_with(lowerdirs, None, target)
+    }
+
+    fn mount_with(
+        lowerdirs: &[PathBuf],
+        upper_work: Option<(&Path, &Path)>,
+        target: &Path,
+    ) -> Result<Self, RuntimeError> {
+        let extra: Vec<&Path> = upper_work.map(|(u, w)| vec![u, w]).unwrap_or_default();
+        let dirs: Vec<&Path> = lowerdirs
             .iter()
-            .map(|dir| dir.as_os_str().as_bytes())
+            .map(PathBuf::as_path)
+            .chain(extra)
             .collect();
-        let mut options = render(
-            &plain,
-            upperdir.as_os_str().as_bytes(),
-            workdir.as_os_str().as_bytes(),
-        );
+        let plain: Vec<&[u8]> = dirs.iter().map(|d| d.as_os_str().as_bytes()).collect();
+        let mut options = render(&plain, lowerdirs.len());
         // Keep the descriptors open until the mount call has resolved their paths.
         let mut fds: Vec<OwnedFd> = Vec::new();
-        if options.len() > MAX_OPTIONS_LEN || !all_plain(&plain, upperdir, workdir) {
-            let mut names = Vec::with_capacity(lowerdirs.len() + 2);
-            for dir in lowerdirs
-                .iter()
-                .map(PathBuf::as_path)
-                .chain([upperdir, workdir])
-            {
+        if options.len() > MAX_OPTIONS_LEN || !all_plain(&plain) {
+            let mut names = Vec::with_capacity(dirs.len());
+            for dir in &dirs {
                 let fd = rustix::fs::open(
-                    dir,
+                    *dir,
                     OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                     Mode::empty(),
                 )
@@ -69,9 +79,8 @@ impl Overlay {
                 names.push(format!("/proc/self/fd/{}", fd.as_raw_fd()).into_bytes());
                 fds.push(fd);
             }
-            let (lower, upper_work) = names.split_at(lowerdirs.len());
-            let lower: Vec<&[u8]> = lower.iter().map(Vec::as_slice).collect();
-            options = render(&lower, &upper_work[0], &upper_work[1]);
+            let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+            options = render(&names, lowerdirs.len());
         }
         if options.len() > MAX_OPTIONS_LEN {
             return Err(RuntimeError::TooManyLayers {
@@ -80,13 +89,13 @@ impl Overlay {
             });
         }
         let data = CString::new(options).expect("paths contain no NUL bytes");
-        let mounted = rustix::mount::mount(
-            "overlay",
-            target,
-            "overlay",
-            MountFlags::empty(),
-            Some(data.as_c_str()),
-        );
+        let flags = if upper_work.is_some() {
+            MountFlags::empty()
+        } else {
+            MountFlags::RDONLY
+        };
+        let mounted =
+            rustix::mount::mount("overlay", target, "overlay", flags, Some(data.as_c_str()));
         drop(fds);
         mounted.map_err(|e| RuntimeError::Mount {
             target: target.to_owned(),
@@ -126,15 +135,15 @@ impl Drop for Overlay {
 }
 
 /// Whether every path can be written into the options as it is.
-fn all_plain(lower: &[&[u8]], upper: &Path, work: &Path) -> bool {
-    let plain = |bytes: &[u8]| !bytes.iter().any(|b| matches!(b, b',' | b':' | b'\\'));
-    lower.iter().all(|dir| plain(dir))
-        && plain(upper.as_os_str().as_bytes())
-        && plain(work.as_os_str().as_bytes())
+fn all_plain(dirs: &[&[u8]]) -> bool {
+    dirs.iter()
+        .all(|dir| !dir.iter().any(|b| matches!(b, b',' | b':' | b'\\')))
 }
 
-/// `lowerdir=a:b,upperdir=u,workdir=w,` plus [`SAFE_OPTIONS`].
-fn render(lower: &[&[u8]], upper: &[u8], work: &[u8]) -> Vec<u8> {
+/// `lowerdir=a:b` for the first `lowers` of `dirs`, then `,upperdir=u,workdir=w` when
+/// two more follow, plus [`SAFE_OPTIONS`].
+fn render(dirs: &[&[u8]], lowers: usize) -> Vec<u8> {
+    let (lower, upper_work) = dirs.split_at(lowers.min(dirs.len()));
     let mut options = b"lowerdir=".to_vec();
     for (i, dir) in lower.iter().enumerate() {
         if i > 0 {
@@ -142,10 +151,12 @@ fn render(lower: &[&[u8]], upper: &[u8], work: &[u8]) -> Vec<u8> {
         }
         options.extend_from_slice(dir);
     }
-    options.extend_from_slice(b",upperdir=");
-    options.extend_from_slice(upper);
-    options.extend_from_slice(b",workdir=");
-    options.extend_from_slice(work);
+    if let [upper, work] = upper_work {
+        options.extend_from_slice(b",upperdir=");
+        options.extend_from_slice(upper);
+        options.extend_from_slice(b",workdir=");
+        options.extend_from_slice(work);
+    }
     options.push(b',');
     options.extend_from_slice(SAFE_OPTIONS.as_bytes());
     options
@@ -157,17 +168,22 @@ mod tests {
 
     #[test]
     fn options_list_layers_in_order() {
-        let options = render(&[b"/l/top", b"/l/base"], b"/u", b"/w");
+        let options = render(&[b"/l/top", b"/l/base", b"/u", b"/w"], 2);
         assert_eq!(
             String::from_utf8_lossy(&options),
             "lowerdir=/l/top:/l/base,upperdir=/u,workdir=/w,index=off,metacopy=off,redirect_dir=off"
+        );
+        let options = render(&[b"/l/top", b"/l/base"], 2);
+        assert_eq!(
+            String::from_utf8_lossy(&options),
+            "lowerdir=/l/top:/l/base,index=off,metacopy=off,redirect_dir=off"
         );
     }
 
     #[test]
     fn separators_force_descriptor_names() {
-        assert!(all_plain(&[b"/a/b"], Path::new("/u"), Path::new("/w")));
-        assert!(!all_plain(&[b"/a:b"], Path::new("/u"), Path::new("/w")));
-        assert!(!all_plain(&[b"/a"], Path::new("/u,x"), Path::new("/w")));
+        assert!(all_plain(&[b"/a/b", b"/u", b"/w"]));
+        assert!(!all_plain(&[b"/a:b", b"/u", b"/w"]));
+        assert!(!all_plain(&[b"/a", b"/u,x", b"/w"]));
     }
 }

@@ -9,7 +9,8 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 
 use super::ArchiveError;
-use super::readers::{HashingReader, TeeReader};
+use super::readers::TeeReader;
+use crate::HashingReader;
 use crate::oci::{Descriptor, MEDIA_TYPE_LAYER_GZIP};
 use crate::store::{BlobWriter, Store};
 use crate::{Digest, ImageError, ParallelGzWriter, UnpackLimits, check_layer};

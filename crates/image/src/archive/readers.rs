@@ -1,47 +1,6 @@
-//! Read adapters: hashing what passes, copying it to a writer, insisting on a length.
+//! Read adapters: copying what passes to a writer, insisting on a length.
 
 use std::io::{self, Read, Write};
-
-use sha2::{Digest as _, Sha256};
-
-use crate::Digest;
-
-/// Hashes and counts every byte read through it.
-#[derive(Debug)]
-pub(super) struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub(super) fn new(inner: R) -> Self {
-        HashingReader {
-            inner,
-            hasher: Sha256::new(),
-            len: 0,
-        }
-    }
-
-    /// Reads what is left, so that the digest covers the whole stream.
-    pub(super) fn drain(&mut self) -> io::Result<()> {
-        io::copy(self, &mut io::sink()).map(drop)
-    }
-
-    /// The digest and length of everything read, and the inner reader.
-    pub(super) fn finish(self) -> (Digest, u64, R) {
-        (Digest::from_hasher(self.hasher), self.len, self.inner)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-}
 
 /// Writes every byte read through it to `out`.
 #[derive(Debug)]
