@@ -2,69 +2,21 @@
 //! read-only) and read-only overlay views of an image's layers.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use flate2::read::GzDecoder;
-use kiln_image::{Digest, HashingReader, Store, UnpackLimits, oci::Descriptor, unpack_layer};
+use kiln_image::{Digest, Store, oci::Descriptor};
 use kiln_runtime::Overlay;
 
 use crate::BuildError;
 
-/// Makes sure the layer `diff_id` is unpacked under KILN_HOME/layers and returns its dir.
-/// The blob is verified against its digest and the tar against `diff_id`; a layer that
-/// fails either is never moved into place.
+/// Makes sure the layer `diff_id` is unpacked under KILN_HOME/layers and returns its dir
+/// (see [`Store::ensure_unpacked`]).
 pub fn ensure_unpacked(
     store: &Store,
     layer: &Descriptor,
     diff_id: &Digest,
 ) -> Result<PathBuf, BuildError> {
-    let dir = store.layer_dir(diff_id);
-    if dir.is_dir() {
-        return Ok(dir);
-    }
-    let tmp_root = store.tmp_dir();
-    fs::create_dir_all(&tmp_root).map_err(BuildError::io(&tmp_root))?;
-    let tmp = tempfile::Builder::new()
-        .prefix("unpack-")
-        .tempdir_in(&tmp_root)
-        .map_err(BuildError::io(&tmp_root))?;
-    let target = tmp.path().join("layer");
-    fs::create_dir(&target).map_err(BuildError::io(&target))?;
-    // The layer root is the image's `/`: never the builder's umask.
-    fs::set_permissions(&target, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-        .map_err(BuildError::io(&target))?;
-    let blob = store.open_blob(&layer.digest)?;
-    let compressed = layer.media_type.ends_with("gzip");
-    let inner: Box<dyn Read> = if compressed {
-        Box::new(GzDecoder::new(blob))
-    } else {
-        Box::new(blob)
-    };
-    let mut reader = HashingReader::new(inner);
-    unpack_layer(&mut reader, &target, &UnpackLimits::from_env())
-        .map_err(kiln_image::ImageError::from)?;
-    // Read to the end so that both the blob digest and the diff_id are checked.
-    reader
-        .drain()
-        .map_err(BuildError::io(store.blob_path(&layer.digest)))?;
-    let (got, _, _) = reader.finish();
-    if got != *diff_id {
-        return Err(BuildError::Other(format!(
-            "layer {}: uncompressed content is {got}, but the image config says {diff_id}",
-            layer.digest
-        )));
-    }
-    if let Some(parent) = dir.parent() {
-        fs::create_dir_all(parent).map_err(BuildError::io(parent))?;
-    }
-    match fs::rename(&target, &dir) {
-        Ok(()) => {}
-        // Another build unpacked the same layer first: theirs is identical.
-        Err(_) if dir.is_dir() => {}
-        Err(e) => return Err(BuildError::io(&dir)(e)),
-    }
-    Ok(dir)
+    Ok(store.ensure_unpacked(layer, diff_id)?)
 }
 
 /// A read-only merged view of layer dirs (topmost first), unmounted on drop.

@@ -28,6 +28,7 @@ mod gc;
 mod image;
 mod index;
 mod lock;
+mod unpacked;
 
 use std::fs;
 use std::path::{Path, PathBuf};
