@@ -1,4 +1,4 @@
-//! kiln spec: reads `kiln.toml`, the description of what kiln builds.
+//! kiln spec: reads `kiln.toml`, the description of what kiln builds and runs.
 //!
 //! Reading is two steps: `raw` checks the document's shape (known keys,
 //! TOML types) and `validate` turns that into the model ([`Spec`]), whose values
@@ -16,7 +16,10 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use error::{Diagnostic, Location, SpecError};
-pub use model::{Base, CopyBinaryStep, CopyStep, ImageSpec, RunStep, Spec, Step};
+pub use model::{
+    Base, Check, CopyBinaryStep, CopyStep, ImageRef, ImageSpec, Probe, Resources, RunStep,
+    ServiceSpec, Signal, Spec, Step, StopSpec, Volume,
+};
 
 use report::Report;
 
@@ -48,7 +51,7 @@ fn context_of(path: &Path) -> PathBuf {
 
 fn parse_in(source: &str, path: &Path, context: PathBuf) -> Result<Spec, SpecError> {
     let mut report = Report::new(source, path);
-    let images = match raw::read(source, &mut report) {
+    let valid = match raw::read(source, &mut report) {
         Some(raw) => validate::validate(&raw, &context, &mut report),
         None => Default::default(),
     };
@@ -56,6 +59,7 @@ fn parse_in(source: &str, path: &Path, context: PathBuf) -> Result<Spec, SpecErr
     Ok(Spec {
         path: path.to_path_buf(),
         context,
-        images,
+        images: valid.images,
+        services: valid.services,
     })
 }

@@ -1,12 +1,20 @@
 //! The validated spec: once built, every value in it has passed validation.
 
 mod base;
+mod image_ref;
+mod probe;
+mod service;
+mod signal;
 mod step;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 pub use base::Base;
+pub use image_ref::ImageRef;
+pub use probe::{Check, Probe};
+pub use service::{Resources, ServiceSpec, StopSpec, Volume};
+pub use signal::Signal;
 pub use step::{CopyBinaryStep, CopyStep, RunStep, Step};
 
 use crate::error::SpecError;
@@ -19,6 +27,7 @@ pub struct Spec {
     /// The build context: the folder of the spec file.
     pub context: PathBuf,
     pub images: BTreeMap<String, ImageSpec>,
+    pub services: BTreeMap<String, ServiceSpec>,
 }
 
 impl Spec {

@@ -5,8 +5,12 @@
 //! that several problems can be reported at once.
 
 mod image;
+mod limits;
+mod probe;
 mod read;
+mod service;
 mod step;
+mod volume;
 
 use toml::de::{DeTable, DeValue};
 
@@ -14,16 +18,21 @@ use crate::report::{Report, Span};
 use crate::suggest::did_you_mean;
 
 pub(crate) use image::RawImage;
+pub(crate) use limits::{RawResources, RawStop, Size};
+pub(crate) use probe::RawProbe;
+pub(crate) use service::RawService;
 pub(crate) use step::RawStep;
+pub(crate) use volume::RawVolume;
 
-/// Top-level sections of kiln.toml. Adding one (`service`, `route`) means a
-/// name here, a field in [`RawSpec`] and an arm in [`read`].
-const SECTIONS: &[&str] = &["image"];
+/// Top-level sections of kiln.toml. Adding one (`route`) means a name here,
+/// a field in [`RawSpec`] and an arm in [`read`].
+const SECTIONS: &[&str] = &["image", "service"];
 
 /// A whole kiln.toml, shape-checked.
 #[derive(Debug, Default)]
 pub(crate) struct RawSpec {
     pub images: Vec<RawImage>,
+    pub services: Vec<RawService>,
 }
 
 /// A value together with where its key and the value itself are in the source.
@@ -77,12 +86,28 @@ pub(crate) fn read(source: &str, report: &mut Report) -> Option<RawSpec> {
                         .hint("declare each image as a table: [image.NAME]");
                 }
             },
+            "service" => match value.get_ref() {
+                DeValue::Table(services) => spec.services = service::read_all(services, report),
+                other => {
+                    report
+                        .error(
+                            &value.span(),
+                            format!(
+                                "wrong type for `service`: expected a table of services, found {}",
+                                read::type_name(other)
+                            ),
+                        )
+                        .hint("declare each service as a table: [service.NAME]");
+                }
+            },
             name => {
                 let diagnostic =
                     report.error(&key.span(), format!("unknown top-level key `{name}`"));
                 match did_you_mean(name, SECTIONS.iter().copied()) {
                     Some(known) => diagnostic.hint(format!("did you mean `{known}`?")),
-                    None => diagnostic.hint("kiln.toml declares images as [image.NAME] tables"),
+                    None => {
+                        diagnostic.hint("kiln.toml declares [image.NAME] and [service.NAME] tables")
+                    }
                 };
             }
         }

@@ -1,8 +1,15 @@
 //! Turns the raw shape into the validated model, reporting every problem found.
 
 mod base;
+mod bounded;
 mod image;
+mod image_ref;
+mod limits;
+mod mounts;
 mod path;
+mod probe;
+mod quantity;
+mod service;
 mod step;
 mod values;
 
@@ -10,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::graph::{Dependencies, cycles};
-use crate::model::ImageSpec;
+use crate::model::{ImageSpec, ServiceSpec};
 use crate::raw::{RawImage, RawSpec, toml_key};
 use crate::report::{Report, Span};
 
@@ -26,12 +33,16 @@ pub(crate) struct Scope<'a> {
     pub label: String,
 }
 
-/// The validated images; meaningful only if nothing was reported.
-pub(crate) fn validate(
-    raw: &RawSpec,
-    context: &Path,
-    report: &mut Report,
-) -> BTreeMap<String, ImageSpec> {
+/// The validated model; meaningful only if nothing was reported.
+#[derive(Debug, Default)]
+pub(crate) struct Valid {
+    pub images: BTreeMap<String, ImageSpec>,
+    pub services: BTreeMap<String, ServiceSpec>,
+}
+
+/// Validates images and services. A service's `image` is not looked up
+/// among the images: it may name an image built before, by another spec.
+pub(crate) fn validate(raw: &RawSpec, context: &Path, report: &mut Report) -> Valid {
     let names: BTreeSet<String> = raw.images.iter().map(|i| i.name.value.clone()).collect();
     let mut images = BTreeMap::new();
     for raw_image in &raw.images {
@@ -46,7 +57,13 @@ pub(crate) fn validate(
         }
     }
     report_cycles(&raw.images, report);
-    images
+    let services = raw
+        .services
+        .iter()
+        .filter_map(|raw_service| service::service(raw_service, report))
+        .map(|service| (service.name.clone(), service))
+        .collect();
+    Valid { images, services }
 }
 
 /// Cycles through `from_image`, each reported at the header of its first image.

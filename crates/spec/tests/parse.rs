@@ -4,7 +4,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use kiln_spec::{Base, CopyBinaryStep, CopyStep, ImageSpec, RunStep, Step, parse};
+use std::time::Duration;
+
+use kiln_spec::{
+    Base, Check, CopyBinaryStep, CopyStep, ImageRef, ImageSpec, Probe, Resources, RunStep,
+    ServiceSpec, Signal, Step, StopSpec, Volume, parse,
+};
 
 const EXAMPLE: &str = r#"[image.hello]
 from = "scratch"
@@ -171,6 +176,7 @@ fn defaults() {
 fn empty_file_has_no_images() {
     let spec = parse("# nothing yet\n", Path::new("kiln.toml")).unwrap();
     assert!(spec.images.is_empty());
+    assert!(spec.services.is_empty());
 }
 
 #[test]
@@ -224,4 +230,121 @@ fn several_problems_are_all_reported_in_file_order() {
     let message = err.to_string();
     assert!(message.starts_with("kiln.toml:2:11: "), "{message}");
     assert!(message.contains("\nerror: kiln.toml:4:8: "), "{message}");
+}
+
+const SERVICE: &str = r#"
+[service.web]
+image = "web:v2"
+replicas = 3
+port = 8080
+args = ["--flag"]
+env = { LOG_LEVEL = "info" }
+resources = { memory = "128Mi", cpus = 0.5, pids = 256 }
+stop = { signal = "sigint", grace = "1.5s" }
+tmpfs = ["/tmp"]
+volumes = [{ host = "/srv/data", to = "/data", external = true }]
+
+[service.web.readiness]
+http = "/healthz"
+timeout = "500ms"
+
+[service.web.liveness]
+tcp = true
+"#;
+
+#[test]
+fn full_service() {
+    let spec = parse(SERVICE, Path::new("kiln.toml")).unwrap();
+    assert!(spec.images.is_empty());
+    let web = &spec.services["web"];
+    let expected = ServiceSpec {
+        name: "web".into(),
+        image: ImageRef::Tagged {
+            name: "web".into(),
+            tag: "v2".into(),
+        },
+        replicas: 3,
+        port: Some(8080),
+        args: Some(strings(&["--flag"])),
+        env: BTreeMap::from([("LOG_LEVEL".to_owned(), "info".to_owned())]),
+        resources: Resources {
+            memory: Some(128 << 20),
+            cpu_millis: Some(500),
+            pids: Some(256),
+        },
+        stop: StopSpec {
+            signal: Signal::Int,
+            grace: Duration::from_millis(1500),
+        },
+        tmpfs: strings(&["/tmp"]),
+        volumes: vec![Volume {
+            host: "/srv/data".into(),
+            to: "/data".into(),
+            read_only: false,
+            external: true,
+        }],
+        readiness: Some(Probe {
+            check: Check::Http {
+                path: "/healthz".into(),
+            },
+            interval: Duration::from_secs(1),
+            timeout: Duration::from_millis(500),
+            success: 1,
+            failure: 3,
+        }),
+        liveness: Some(Probe {
+            check: Check::Tcp,
+            interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(1),
+            success: 1,
+            failure: 3,
+        }),
+        line: 2,
+        image_line: 3,
+    };
+    assert_eq!(web, &expected);
+    assert_eq!(web.image.to_string(), "web:v2");
+    assert_eq!(
+        (web.stop.signal.name(), web.stop.signal.number()),
+        ("SIGINT", 2)
+    );
+}
+
+#[test]
+fn service_defaults() {
+    let spec = parse("[service.web]\nimage = \"web\"\n", Path::new("kiln.toml")).unwrap();
+    let web = &spec.services["web"];
+    assert_eq!(web.image, ImageRef::Name("web".into()));
+    assert_eq!((web.replicas, web.port, web.args.as_ref()), (1, None, None));
+    assert_eq!(web.resources, Resources::default());
+    assert_eq!(web.stop, StopSpec::default());
+    assert_eq!(
+        (web.stop.signal, web.stop.grace),
+        (Signal::Term, Duration::from_secs(10))
+    );
+    assert!(web.tmpfs.is_empty() && web.volumes.is_empty());
+    assert_eq!(
+        (web.readiness.as_ref(), web.liveness.as_ref()),
+        (None, None)
+    );
+}
+
+#[test]
+fn service_image_is_not_looked_up_among_images() {
+    let source = "[image.web]\n[service.api]\nimage = \"api\"\n";
+    let spec = parse(source, Path::new("kiln.toml")).unwrap();
+    assert_eq!(spec.services["api"].image.name(), "api");
+}
+
+#[test]
+fn services_round_trip_through_serde_without_lines() {
+    let spec = parse(SERVICE, Path::new("kiln.toml")).unwrap();
+    let json = serde_json::to_string(&spec.services).unwrap();
+    assert!(!json.contains("line"), "{json}");
+    let back: BTreeMap<String, ServiceSpec> = serde_json::from_str(&json).unwrap();
+    let mut expected = spec.services.clone();
+    for service in expected.values_mut() {
+        (service.line, service.image_line) = (0, 0);
+    }
+    assert_eq!(back, expected);
 }

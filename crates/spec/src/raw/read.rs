@@ -16,11 +16,16 @@ pub(crate) struct TableReader<'a, 'i> {
     aliases: &'static [(&'static str, &'static str)],
     /// Where the table is, for messages: "[image.hello]".
     place: String,
+    /// The table's key path ("service.web"), if values are named by their
+    /// full path in messages rather than by their key alone.
+    path: Option<String>,
 }
 
 /// A value found under a known key.
 pub(crate) struct Value<'a, 'i> {
     pub name: &'static str,
+    /// How messages name the value: its key, or its full key path.
+    pub label: String,
     pub key: Span,
     pub value: &'a Spanned<DeValue<'i>>,
 }
@@ -38,7 +43,15 @@ impl<'a, 'i> TableReader<'a, 'i> {
             known,
             aliases,
             place,
+            path: None,
         }
+    }
+
+    /// Names values by their full key path under `path` in messages:
+    /// `service.web.port` rather than `port`.
+    pub(crate) fn within(mut self, path: &str) -> Self {
+        self.path = Some(path.to_owned());
+        self
     }
 
     /// The value under `name`, which must be one of the known keys.
@@ -49,8 +62,13 @@ impl<'a, 'i> TableReader<'a, 'i> {
             .iter_mut()
             .find(|(key, _, _)| key.get_ref().as_ref() == name)?;
         *taken = true;
+        let label = match &self.path {
+            Some(path) => format!("{path}.{name}"),
+            None => name.to_owned(),
+        };
         Some(Value {
             name,
+            label,
             key: key.span(),
             value,
         })
@@ -99,13 +117,14 @@ impl<'a, 'i> Value<'a, 'i> {
             &self.span(),
             format!(
                 "wrong type for `{}`: expected {expected}, found {}",
-                self.name,
+                self.label,
                 type_name(self.value.get_ref())
             ),
         )
     }
 
-    fn field<T>(&self, value: T) -> Field<T> {
+    /// `value`, as read from this key.
+    pub(crate) fn field<T>(&self, value: T) -> Field<T> {
         Field {
             key: self.key.clone(),
             span: self.span(),
@@ -139,17 +158,27 @@ impl<'a, 'i> Value<'a, 'i> {
         expected: &str,
         report: &mut Report,
     ) -> Option<Field<Vec<String>>> {
+        let items = self.spanned_strings(expected, report)?;
+        Some(self.field(items.into_iter().map(Spanned::into_inner).collect()))
+    }
+
+    /// An array of strings, each with its own span.
+    pub(crate) fn spanned_strings(
+        &self,
+        expected: &str,
+        report: &mut Report,
+    ) -> Option<Vec<Spanned<String>>> {
         let items = self.array(expected, report)?;
         let mut strings = Vec::with_capacity(items.len());
         for item in items {
             match item.get_ref() {
-                DeValue::String(s) => strings.push(s.to_string()),
+                DeValue::String(s) => strings.push(Spanned::new(item.span(), s.to_string())),
                 other => {
                     report.error(
                         &item.span(),
                         format!(
                             "wrong type for an item of `{}`: expected a string, found {}",
-                            self.name,
+                            self.label,
                             type_name(other)
                         ),
                     );
@@ -157,7 +186,69 @@ impl<'a, 'i> Value<'a, 'i> {
                 }
             }
         }
-        Some(self.field(strings))
+        Some(strings)
+    }
+
+    /// A whole number that fits in an `i64`.
+    pub(crate) fn integer(&self, report: &mut Report) -> Option<Field<i64>> {
+        match self.value.get_ref() {
+            DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+                Ok(n) => Some(self.field(n)),
+                Err(_) => {
+                    report.error(
+                        &self.span(),
+                        format!("integer `{i}` in `{}` is out of range", self.label),
+                    );
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type("an integer", report);
+                None
+            }
+        }
+    }
+
+    /// A duration, written as a string with units ("1m30s"); a bare number
+    /// gets a hint to add a unit.
+    pub(crate) fn duration(&self, report: &mut Report) -> Option<Field<String>> {
+        match self.value.get_ref() {
+            DeValue::String(s) => Some(self.field(s.to_string())),
+            DeValue::Integer(_) | DeValue::Float(_) => {
+                let number = self.source_number();
+                self.wrong_type("a duration", report).hint(format!(
+                    "write it as a string with a unit: {} = \"{number}s\"",
+                    self.name
+                ));
+                None
+            }
+            _ => {
+                self.wrong_type("a duration", report)
+                    .hint(format!("for example: {} = \"10s\"", self.name));
+                None
+            }
+        }
+    }
+
+    /// A sub-table, inline or with its own header, with its span; `hint`
+    /// shows how to write it.
+    pub(crate) fn table(&self, hint: &str, report: &mut Report) -> Option<(Span, &'a DeTable<'i>)> {
+        match self.value.get_ref() {
+            DeValue::Table(table) => Some((self.span(), table)),
+            _ => {
+                self.wrong_type("a table", report).hint(hint);
+                None
+            }
+        }
+    }
+
+    /// An integer or float as written, for hints.
+    fn source_number(&self) -> String {
+        match self.value.get_ref() {
+            DeValue::Integer(i) => i.to_string(),
+            DeValue::Float(f) => f.to_string(),
+            _ => String::new(),
+        }
     }
 
     /// A command in exec form: an array of strings, with a hint for a shell line.
@@ -165,7 +256,8 @@ impl<'a, 'i> Value<'a, 'i> {
         if let DeValue::String(line) = self.value.get_ref() {
             let name = self.name;
             let words: Vec<&str> = line.split_whitespace().collect();
-            let hint = if words.len() > 1 && name != "entrypoint" {
+            // `args` are arguments, not a program that a shell line could replace.
+            let hint = if words.len() > 1 && !matches!(name, "entrypoint" | "args") {
                 format!(
                     "{name} takes the program and its arguments, not a shell line: {name} = [\"/bin/sh\", \"-c\", {line:?}]"
                 )
@@ -194,7 +286,7 @@ impl<'a, 'i> Value<'a, 'i> {
                     Err(_) => {
                         report.error(
                             &value.span(),
-                            format!("integer `{i}` in `{}` is out of range", self.name),
+                            format!("integer `{i}` in `{}` is out of range", self.label),
                         );
                         return None;
                     }
@@ -204,7 +296,7 @@ impl<'a, 'i> Value<'a, 'i> {
                         &value.span(),
                         format!(
                             "wrong type for an item of `{}`: expected {item}, found {}",
-                            self.name,
+                            self.label,
                             type_name(other)
                         ),
                     );
@@ -240,7 +332,7 @@ impl<'a, 'i> Value<'a, 'i> {
                         &value.span(),
                         format!(
                             "wrong type for `{}.{}`: expected a string, found {}",
-                            self.name,
+                            self.label,
                             super::toml_key(&name),
                             type_name(other)
                         ),
@@ -279,7 +371,7 @@ impl<'a, 'i> Value<'a, 'i> {
                             &item.span(),
                             format!(
                                 "wrong type for an item of `{}`: expected a table, found {}",
-                                self.name,
+                                self.label,
                                 type_name(other)
                             ),
                         )

@@ -122,8 +122,8 @@ pub(crate) fn image(raw: &RawImage, scope: &Scope, report: &mut Report) -> Optio
     ok.then_some(image)
 }
 
-/// A table of strings whose names are checked by `check`.
-fn table(
+/// A table of strings whose names are checked by `check`; `key` names it in messages.
+pub(crate) fn table(
     entries: &[Entry],
     key: &str,
     what: &str,

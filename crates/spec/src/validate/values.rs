@@ -54,6 +54,43 @@ pub(crate) fn image_name_like(name: &str) -> Option<String> {
     (like != name && image_name(like).is_ok()).then(|| like.to_owned())
 }
 
+pub(crate) const SERVICE_NAME_RULE: &str = "service names are DNS labels: lowercase letters, digits and `-`, starting with a letter, not ending with `-`, at most 63 characters";
+
+/// A DNS label: 1-63 of `[a-z0-9-]`, starting with a letter, not ending with `-`.
+pub(crate) fn service_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() {
+        return Err("it is empty");
+    }
+    if name.len() > 63 {
+        return Err("it is longer than 63 characters");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return Err("it may only contain lowercase letters, digits and `-`");
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("it must start with a lowercase letter");
+    }
+    if name.ends_with('-') {
+        return Err("it must not end with `-`");
+    }
+    Ok(())
+}
+
+/// A valid service name close to an invalid one: lowercased, other
+/// characters replaced by `-`.
+pub(crate) fn service_name_like(name: &str) -> Option<String> {
+    let like: String = name
+        .to_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let like = like.trim_matches('-');
+    (like != name && service_name(like).is_ok()).then(|| like.to_owned())
+}
+
 /// Permission bits as octal digits: "0755", "755" or "0o755"; at most 0o7777.
 pub(crate) fn mode(text: &str) -> Result<u32, &'static str> {
     let digits = text.strip_prefix("0o").unwrap_or(text);
@@ -132,6 +169,30 @@ mod tests {
             assert!(image_name(bad).is_err(), "{bad}");
         }
         assert_eq!(image_name(&"a".repeat(63)), Ok(()));
+    }
+
+    #[test]
+    fn service_names() {
+        for good in ["a", "web", "web-2", "a1", &"a".repeat(63)] {
+            assert_eq!(service_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "",
+            "Web",
+            "2web",
+            "-web",
+            "web-",
+            "web_2",
+            "web.2",
+            &"a".repeat(64),
+        ] {
+            assert!(service_name(bad).is_err(), "{bad}");
+        }
+        assert_eq!(service_name_like("Web_API").as_deref(), Some("web-api"));
+        assert_eq!(service_name_like("_web_").as_deref(), Some("web"));
+        assert_eq!(service_name_like("2web"), None);
+        assert_eq!(service_name_like("web"), None);
+        assert_eq!(service_name_like("42"), None);
     }
 
     #[test]
