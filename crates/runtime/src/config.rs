@@ -1,4 +1,4 @@
-//! The OCI runtime `config.json` of a sandbox bundle.
+//! Pieces of OCI runtime `config.json` shared by build sandboxes and service instances.
 //!
 //! Close to `runc spec`'s defaults (masked and read-only paths, mounts, device
 //! cgroup deny-all with runc's default devices), except that the capabilities are
@@ -6,18 +6,16 @@
 //! switch users, which runc's minimal set (kill, audit write, bind service) forbids.
 //! There is no seccomp or AppArmor profile (runc's default has none either).
 
-use std::path::Path;
+pub(crate) mod sandbox;
 
 use serde_json::{Value, json};
 
-use crate::SandboxSpec;
-
 /// The OCI runtime spec version written to `config.json`.
-const OCI_VERSION: &str = "1.0.2";
+pub(crate) const OCI_VERSION: &str = "1.0.2";
 
 /// Docker's default capability set, granted as bounding, effective and permitted set.
 /// No ambient capabilities: a non-root user gets none, as with Docker.
-const CAPABILITIES: [&str; 14] = [
+pub(crate) const CAPABILITIES: [&str; 14] = [
     "CAP_CHOWN",
     "CAP_DAC_OVERRIDE",
     "CAP_FSETID",
@@ -34,7 +32,7 @@ const CAPABILITIES: [&str; 14] = [
     "CAP_AUDIT_WRITE",
 ];
 
-const MASKED_PATHS: [&str; 10] = [
+pub(crate) const MASKED_PATHS: [&str; 10] = [
     "/proc/acpi",
     "/proc/asound",
     "/proc/kcore",
@@ -47,7 +45,7 @@ const MASKED_PATHS: [&str; 10] = [
     "/proc/scsi",
 ];
 
-const READONLY_PATHS: [&str; 5] = [
+pub(crate) const READONLY_PATHS: [&str; 5] = [
     "/proc/bus",
     "/proc/fs",
     "/proc/irq",
@@ -55,50 +53,18 @@ const READONLY_PATHS: [&str; 5] = [
     "/proc/sysrq-trigger",
 ];
 
-/// Renders `config.json` for `spec` with the root at `rootfs` (relative to the bundle).
-/// `resolv_conf` is the host file bind-mounted at `/etc/resolv.conf`, if any.
-pub(crate) fn render(spec: &SandboxSpec, resolv_conf: Option<&Path>) -> Value {
-    let mut namespaces = vec![
-        json!({ "type": "pid" }),
-        json!({ "type": "ipc" }),
-        json!({ "type": "uts" }),
-        json!({ "type": "mount" }),
-    ];
-    if !spec.network {
-        namespaces.push(json!({ "type": "network" }));
-    }
+/// `process.capabilities`: [`CAPABILITIES`] as bounding, effective and permitted set.
+pub(crate) fn capabilities() -> Value {
     json!({
-        "ociVersion": OCI_VERSION,
-        "process": {
-            "terminal": false,
-            "user": { "uid": spec.user.0, "gid": spec.user.1 },
-            "args": spec.args,
-            "env": spec.env_with_path(),
-            "cwd": spec.cwd,
-            "capabilities": {
-                "bounding": CAPABILITIES,
-                "effective": CAPABILITIES,
-                "permitted": CAPABILITIES,
-            },
-            "rlimits": [{ "type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024 }],
-            "noNewPrivileges": true,
-        },
-        "root": { "path": "rootfs", "readonly": false },
-        "hostname": spec.hostname,
-        "mounts": mounts(spec.network, resolv_conf),
-        "linux": {
-            "resources": { "devices": [{ "allow": false, "access": "rwm" }] },
-            "namespaces": namespaces,
-            "maskedPaths": MASKED_PATHS,
-            "readonlyPaths": READONLY_PATHS,
-        },
+        "bounding": CAPABILITIES,
+        "effective": CAPABILITIES,
+        "permitted": CAPABILITIES,
     })
 }
 
-/// The mount list; `/tmp` is deliberately not a tmpfs, so that writes there end up in
-/// the layer as with `docker build`.
-fn mounts(network: bool, resolv_conf: Option<&Path>) -> Vec<Value> {
-    let mut mounts = vec![
+/// `/proc`, and `/dev` as a tmpfs with `pts`, `shm` and `mqueue` in it.
+pub(crate) fn proc_and_dev_mounts() -> Vec<Value> {
+    vec![
         json!({ "destination": "/proc", "type": "proc", "source": "proc" }),
         json!({
             "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
@@ -116,31 +82,38 @@ fn mounts(network: bool, resolv_conf: Option<&Path>) -> Vec<Value> {
             "destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
             "options": ["nosuid", "noexec", "nodev"],
         }),
-    ];
-    if network {
-        // sysfs shows the network namespace of whoever mounts it; in the host's
-        // namespace, show the host's /sys, recursively read-only.
-        mounts.push(json!({
+    ]
+}
+
+/// `/sys` read-only, then `/sys/fs/cgroup` (the container's own cgroups, read-only).
+///
+/// sysfs shows the network namespace of whoever mounts it; in the host's network
+/// namespace (`host_network`), the host's `/sys` is bound instead, recursively
+/// read-only.
+pub(crate) fn sys_mounts(host_network: bool) -> Vec<Value> {
+    let sys = if host_network {
+        json!({
             "destination": "/sys", "type": "bind", "source": "/sys",
             "options": ["rbind", "nosuid", "noexec", "nodev", "rro"],
-        }));
+        })
     } else {
-        mounts.push(json!({
+        json!({
             "destination": "/sys", "type": "sysfs", "source": "sysfs",
             "options": ["nosuid", "noexec", "nodev", "ro"],
-        }));
-    }
-    mounts.push(json!({
-        "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-        "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
-    }));
-    if let Some(resolv_conf) = resolv_conf {
-        mounts.push(json!({
-            "destination": "/etc/resolv.conf", "type": "bind", "source": resolv_conf,
-            "options": ["bind", "nosuid", "noexec", "nodev", "ro"],
-        }));
-    }
-    mounts
+        })
+    };
+    vec![
+        sys,
+        json!({
+            "destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "ro"],
+        }),
+    ]
+}
+
+/// The device cgroup: deny everything but runc's default devices (which runc adds).
+pub(crate) fn deny_devices() -> Value {
+    json!([{ "allow": false, "access": "rwm" }])
 }
 
 /// The mount destinations of a rendered config, in order.
@@ -154,88 +127,4 @@ pub(crate) fn mount_destinations(config: &Value) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::PathBuf;
-
-    use super::*;
-
-    fn spec(network: bool) -> SandboxSpec {
-        SandboxSpec {
-            lowerdirs: Vec::new(),
-            upperdir: PathBuf::from("/tmp/upper"),
-            args: vec!["sh".to_owned(), "-c".to_owned(), "true".to_owned()],
-            env: Vec::new(),
-            cwd: "/work".to_owned(),
-            user: (1000, 100),
-            network,
-            hostname: "builder".to_owned(),
-        }
-    }
-
-    fn namespaces(config: &Value) -> Vec<&str> {
-        config["linux"]["namespaces"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|ns| ns["type"].as_str())
-            .collect()
-    }
-
-    #[test]
-    fn private_network_gets_a_namespace_and_sysfs() {
-        let config = render(&spec(false), None);
-        assert_eq!(
-            namespaces(&config),
-            ["pid", "ipc", "uts", "mount", "network"]
-        );
-        let sys = &config["mounts"][5];
-        assert_eq!(sys["destination"], "/sys");
-        assert_eq!(sys["type"], "sysfs");
-        assert_eq!(
-            mount_destinations(&config),
-            [
-                "/proc",
-                "/dev",
-                "/dev/pts",
-                "/dev/shm",
-                "/dev/mqueue",
-                "/sys",
-                "/sys/fs/cgroup"
-            ]
-        );
-    }
-
-    #[test]
-    fn host_network_binds_sys_and_resolv_conf() {
-        let config = render(&spec(true), Some(Path::new("/etc/resolv.conf")));
-        assert_eq!(namespaces(&config), ["pid", "ipc", "uts", "mount"]);
-        assert_eq!(config["mounts"][5]["type"], "bind");
-        let last = &config["mounts"][7];
-        assert_eq!(last["destination"], "/etc/resolv.conf");
-        assert_eq!(last["source"], "/etc/resolv.conf");
-    }
-
-    #[test]
-    fn process_follows_the_spec() {
-        let config = render(&spec(false), None);
-        let process = &config["process"];
-        assert_eq!(process["args"], json!(["sh", "-c", "true"]));
-        assert_eq!(
-            process["env"],
-            json!([format!("PATH={}", crate::DEFAULT_PATH)])
-        );
-        assert_eq!(process["cwd"], "/work");
-        assert_eq!(process["user"], json!({ "uid": 1000, "gid": 100 }));
-        assert_eq!(process["terminal"], false);
-        assert_eq!(process["noNewPrivileges"], true);
-        assert_eq!(config["hostname"], "builder");
-        assert_eq!(
-            config["root"],
-            json!({ "path": "rootfs", "readonly": false })
-        );
-        assert!(process["capabilities"].get("ambient").is_none());
-    }
 }

@@ -98,7 +98,7 @@ impl Drop for Container<'_> {
 
 /// The messages of error entries in runc's JSON log: runc's own failures, as opposed to
 /// the step's exit status, which `runc run` passes on silently.
-fn logged_errors(log: &Path) -> Vec<String> {
+pub(crate) fn logged_errors(log: &Path) -> Vec<String> {
     let text = fs::read_to_string(log).unwrap_or_default();
     text.lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())

@@ -1,4 +1,4 @@
-//! Errors of the sandbox runtime.
+//! Errors of the sandbox and instance runtime.
 
 use std::io;
 use std::path::PathBuf;
@@ -34,6 +34,32 @@ pub enum RuntimeError {
     /// The step ran and exited non-zero (128 + n when killed by signal n).
     #[error("step {args:?} failed with exit code {code}")]
     StepFailed { code: i32, args: Vec<String> },
+    /// The instance spec cannot be run as given.
+    #[error("invalid instance {id}: {what}")]
+    InvalidInstance { id: String, what: String },
+    /// `start` was asked for an instance whose directory is already there.
+    #[error("instance {id} already exists at {dir}: stop it first")]
+    InstanceExists { id: String, dir: PathBuf },
+    /// The image's tree makes a mountpoint impossible (a file where a directory is
+    /// needed, or a symlink loop).
+    #[error("image of instance {id} cannot hold mountpoint {mountpoint}: {what}")]
+    Mountpoint {
+        id: String,
+        mountpoint: String,
+        what: String,
+    },
+    /// The shim did not start the container: runc's messages, or why the shim failed.
+    #[error("start instance {id}: {message}")]
+    Start { id: String, message: String },
+    /// A path under the instance directory is still mounted, so it was not removed.
+    #[error("{path} is still mounted: not removing instance {id}")]
+    StillMounted { id: String, path: PathBuf },
+    /// Undoing a failed start failed as well; both errors are kept.
+    #[error("{error} (undoing the start failed too: {cleanup})")]
+    Cleanup {
+        error: Box<RuntimeError>,
+        cleanup: Box<RuntimeError>,
+    },
     /// A filesystem operation on the bundle, scratch or upper directory failed.
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },

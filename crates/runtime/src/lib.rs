@@ -1,6 +1,7 @@
-//! kiln runtime: runs `RUN` build steps in a runc sandbox over an overlay of the image so far.
+//! kiln runtime: runs `RUN` build steps in a runc sandbox over an overlay of the image so
+//! far, and long-lived service instances (see the [`instance`] module) with a shim each.
 //!
-//! The entry point is [`Sandbox::run`]: it mounts an overlay whose lower layers are the
+//! The entry point for builds is [`Sandbox::run`]: it mounts an overlay whose lower layers are the
 //! already-unpacked image layers and whose upper layer is a fresh directory supplied by
 //! the caller, writes an OCI runtime bundle around it, runs the step with `runc run`, and
 //! always tears everything down again (container state, mount, bundle), also on error or
@@ -15,13 +16,20 @@ mod bundle;
 mod config;
 mod container;
 mod error;
+pub mod instance;
 mod locate;
+mod logs;
 mod mountpoints;
 mod overlay;
 mod sandbox;
 mod spec;
 
 pub use error::RuntimeError;
+pub use instance::{
+    Bind, ExitInfo, InstanceSpec, Instances, Limits, LogConfig, Observed, Started, process_alive,
+    process_start_time, shim_main,
+};
+pub use logs::{LogLine, log_files};
 pub use overlay::Overlay;
 pub use sandbox::Sandbox;
 pub use spec::{DEFAULT_PATH, SandboxSpec};

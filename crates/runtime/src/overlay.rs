@@ -112,6 +112,11 @@ impl Overlay {
         &self.target
     }
 
+    /// Leaves the overlay mounted for good: whoever owns `target` unmounts it.
+    pub(crate) fn leave_mounted(mut self) {
+        self.mounted = false;
+    }
+
     /// Detaches the mount (lazily: it goes away once nothing uses it any more).
     pub(crate) fn unmount(mut self) -> Result<(), RuntimeError> {
         self.mounted = false;

@@ -51,7 +51,7 @@ impl Sandbox {
         } else {
             None
         };
-        let config = config::render(spec, resolv_conf.as_deref());
+        let config = config::sandbox::render(spec, resolv_conf.as_deref());
         let mut targets = config::mount_destinations(&config);
         targets.push(spec.cwd.clone());
         let mountpoints =
