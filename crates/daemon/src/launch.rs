@@ -1,0 +1,328 @@
+//! Starting and stopping instances. Each change is persisted before it is acted on: a
+//! row in `creating` exists before the container does, and a row goes to `stopping`
+//! before the container is signalled, so a daemon killed at any point finds every
+//! container it may have made (see `adopt`).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_runtime::{Bind, InstanceSpec, Limits, LogConfig};
+use kiln_state::{DesiredService, InstanceRow, InstanceState};
+use serde_json::json;
+
+use crate::clock::{now_ms, rfc3339_ms};
+use crate::daemon::{Daemon, Health, new_event};
+use crate::definition::{Definition, image_config, user_of};
+use crate::{health, ports};
+
+/// Log files rotate at this size unless `KILN_LOG_MAX_BYTES` says otherwise.
+const LOG_MAX_BYTES: u64 = 10 << 20;
+/// Rotated log files kept per instance.
+const LOG_KEEP: u32 = 3;
+
+/// Persists a new instance of `service` in `creating` and starts it in the background.
+/// `used` holds the ports of every row; the new one's is added. False when no port is
+/// free (nothing was done).
+pub(crate) fn begin_create(
+    d: &Arc<Daemon>,
+    service: &DesiredService,
+    replaces: Option<String>,
+    reason: &str,
+    used: &mut HashSet<u16>,
+) -> bool {
+    let Some(port) = ports::allocate(&d.config.host, d.config.ports, used) else {
+        return false;
+    };
+    used.insert(port);
+    let id = format!("{}-{}", service.name, random_hex());
+    let row = InstanceRow {
+        id: id.clone(),
+        service: service.name.clone(),
+        def_hash: service.def_hash.clone(),
+        image_digest: service.image_digest.clone(),
+        version: service.version.clone(),
+        state: InstanceState::Creating,
+        port,
+        address: ports::address(&d.config.host, port),
+        pid: None,
+        pid_start: None,
+        created_ms: now_ms(),
+        started_ms: None,
+        ready: false,
+        replaces,
+        stop_reason: None,
+    };
+    let message = match &row.replaces {
+        Some(old) if !reason.contains(old.as_str()) => {
+            format!("creating on {} to replace {old}: {reason}", row.address)
+        }
+        _ => format!("creating on {}: {reason}", row.address),
+    };
+    let event = new_event("instance.created", Some(&service.name), Some(&id), &message);
+    if let Err(e) = d.db().insert_instance(&row, Some(&event)) {
+        tracing::error!(error = %e, instance = %id, "cannot persist a new instance");
+        return false;
+    }
+    {
+        let mut live = d.live();
+        live.busy.insert(id.clone());
+        live.health.insert(id.clone(), Health::default());
+    }
+    let d = d.clone();
+    tokio::spawn(async move {
+        let started = {
+            let d = d.clone();
+            let row = row.clone();
+            tokio::task::spawn_blocking(move || start(&d, &row)).await
+        };
+        let result = match started {
+            Ok(result) => result,
+            Err(e) => Err(format!("start task failed: {e}")),
+        };
+        finish_create(&d, row, result);
+    });
+    true
+}
+
+fn finish_create(
+    d: &Arc<Daemon>,
+    mut row: InstanceRow,
+    result: Result<kiln_runtime::Started, String>,
+) {
+    match result {
+        Ok(started) => {
+            row.state = InstanceState::Running;
+            row.pid = Some(started.pid);
+            row.pid_start = Some(started.pid_start);
+            row.started_ms = Some(now_ms());
+            let message = format!("started, pid {}", started.pid);
+            let event = new_event(
+                "instance.started",
+                Some(&row.service),
+                Some(&row.id),
+                &message,
+            );
+            if let Err(e) = d.db().update_instance(&row, Some(&event)) {
+                tracing::error!(error = %e, instance = %row.id, "cannot persist a started instance");
+            }
+            if let Some(definition) = d.definition(&row.def_hash) {
+                let handle = health::spawn(d.clone(), &row, definition, false);
+                d.live().probes.insert(row.id.clone(), handle);
+            }
+        }
+        Err(why) => {
+            let delay = d.note_failure(&row.service, &why);
+            let message = format!("failed to start: {why}");
+            let event = new_event(
+                "instance.failed",
+                Some(&row.service),
+                Some(&row.id),
+                &message,
+            );
+            if let Err(e) = d.db().delete_instance(&row.id, Some(&event)) {
+                tracing::error!(error = %e, instance = %row.id, "cannot delete a failed instance");
+            }
+            if delay > 0 {
+                d.event(
+                    "service.backoff",
+                    Some(&row.service),
+                    None,
+                    &format!("next instance in {}", human_ms(delay)),
+                );
+            }
+            d.live().health.remove(&row.id);
+        }
+    }
+    d.live().busy.remove(&row.id);
+    d.wake.notify_one();
+}
+
+/// Builds the runtime's spec for `row` and starts it (blocking).
+fn start(d: &Daemon, row: &InstanceRow) -> Result<kiln_runtime::Started, String> {
+    let definition = d
+        .definition(&row.def_hash)
+        .ok_or_else(|| format!("definition {} is missing from the database", row.def_hash))?;
+    let spec = instance_spec(d, row, &definition)?;
+    d.runtime.start(&spec).map_err(|e| e.to_string())
+}
+
+fn instance_spec(d: &Daemon, row: &InstanceRow, def: &Definition) -> Result<InstanceSpec, String> {
+    let config = image_config(&d.store, &def.image).map_err(|e| e.to_string())?;
+    let digest = kiln_image::Digest::parse(&def.image).map_err(|e| e.to_string())?;
+    let lowerdirs = d
+        .store
+        .unpacked_layers(&digest)
+        .map_err(|e| e.to_string())?;
+    let args = Definition::command(&config, def.args.as_deref());
+    let user = user_of(&config).ok_or_else(|| "the image's user is not numeric".to_string())?;
+    let mut env: Vec<String> = config.config.env.clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, format!("PATH={}", kiln_runtime::DEFAULT_PATH));
+    }
+    let mut set = |key: &str, value: &str| {
+        env.retain(|e| e.split_once('=').map(|(k, _)| k) != Some(key));
+        env.push(format!("{key}={value}"));
+    };
+    for (key, value) in &def.env {
+        set(key, value);
+    }
+    set("PORT", &row.port.to_string());
+    set("KILN_INSTANCE", &row.id);
+    set("KILN_SERVICE", &row.service);
+    set("KILN_VERSION", &row.version);
+    set("KILN_ADDRESS", &row.address);
+    let bootstrap = json!({
+        "id": row.id,
+        "service": row.service,
+        "image": row.image_digest,
+        "version": row.version,
+        "environment": d.config.environment,
+        "address": row.address,
+        "host": d.config.host,
+        "port": row.port,
+        "created": rfc3339_ms(row.created_ms),
+        "env": def.env,
+    });
+    let max_bytes = std::env::var("KILN_LOG_MAX_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LOG_MAX_BYTES);
+    Ok(InstanceSpec {
+        id: row.id.clone(),
+        service: row.service.clone(),
+        image_digest: row.image_digest.clone(),
+        lowerdirs,
+        args,
+        env,
+        cwd: config
+            .config
+            .working_dir
+            .clone()
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".to_string()),
+        user,
+        hostname: row.id.clone(),
+        tmpfs: def.tmpfs.clone(),
+        binds: def
+            .volumes
+            .iter()
+            .map(|v| Bind {
+                host: v.host.clone(),
+                to: v.to.clone(),
+                read_only: v.read_only,
+            })
+            .collect(),
+        limits: Limits {
+            memory: def.resources.memory,
+            cpu_millis: def.resources.cpu_millis,
+            pids: def.resources.pids,
+        },
+        bootstrap,
+        log: LogConfig {
+            path: d
+                .config
+                .home
+                .join("logs")
+                .join(&row.service)
+                .join(format!("{}.log", row.id)),
+            max_bytes,
+            keep: LOG_KEEP,
+        },
+    })
+}
+
+/// Persists `row` as `stopping` and stops it in the background: the stop signal, the
+/// grace period, then SIGKILL; then the row goes.
+pub(crate) fn begin_stop(d: &Arc<Daemon>, mut row: InstanceRow, reason: &str) {
+    if row.state != InstanceState::Stopping || row.stop_reason.is_none() {
+        row.state = InstanceState::Stopping;
+        row.stop_reason = Some(reason.to_string());
+        let event = new_event(
+            "instance.stopping",
+            Some(&row.service),
+            Some(&row.id),
+            reason,
+        );
+        if let Err(e) = d.db().update_instance(&row, Some(&event)) {
+            tracing::error!(error = %e, instance = %row.id, "cannot persist a stop");
+            return;
+        }
+    }
+    {
+        let mut live = d.live();
+        live.busy.insert(row.id.clone());
+        if let Some(probe) = live.probes.remove(&row.id) {
+            probe.abort();
+        }
+        if let Some(h) = live.health.get_mut(&row.id) {
+            h.ready = false;
+        }
+    }
+    let (signal, grace) = match d.definition(&row.def_hash) {
+        Some(def) => (def.stop.signal.number(), def.stop.grace),
+        None => (15, Duration::from_secs(10)),
+    };
+    let d = d.clone();
+    tokio::spawn(async move {
+        let result = {
+            let d = d.clone();
+            let id = row.id.clone();
+            tokio::task::spawn_blocking(move || d.runtime.stop(&id, signal, grace)).await
+        };
+        let result = match result {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("stop task failed: {e}")),
+        };
+        match result {
+            Ok(()) => {
+                let event = new_event(
+                    "instance.stopped",
+                    Some(&row.service),
+                    Some(&row.id),
+                    "stopped and removed",
+                );
+                if let Err(e) = d.db().delete_instance(&row.id, Some(&event)) {
+                    tracing::error!(error = %e, instance = %row.id, "cannot delete a stopped instance");
+                }
+                let mut live = d.live();
+                live.health.remove(&row.id);
+                live.retry_after.remove(&row.id);
+            }
+            Err(why) => {
+                d.event(
+                    "instance.stop_failed",
+                    Some(&row.service),
+                    Some(&row.id),
+                    &format!("{why}; retrying"),
+                );
+                d.live()
+                    .retry_after
+                    .insert(row.id.clone(), now_ms() + 2_000);
+            }
+        }
+        d.live().busy.remove(&row.id);
+        d.wake.notify_one();
+    });
+}
+
+/// Eight random hex digits for instance ids.
+fn random_hex() -> String {
+    let mut bytes = [0u8; 4];
+    if rustix::rand::getrandom(&mut bytes, rustix::rand::GetRandomFlags::empty()).is_err() {
+        let n = now_ms().unsigned_abs() ^ u64::from(std::process::id());
+        bytes = (n as u32).to_le_bytes();
+    }
+    kiln_image::to_hex(&bytes)
+}
+
+/// `1500` → `1.5s`.
+pub(crate) fn human_ms(ms: u64) -> String {
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}

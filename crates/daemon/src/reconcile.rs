@@ -1,0 +1,186 @@
+//! The reconcile loop: observe the instances, ask the planner (`kiln_deploy::plan`) what
+//! to do about the difference from the desired state, and start doing it.
+//!
+//! One pass at a time, woken by changes (apply, an instance started, stopped, failed or
+//! became ready) and at least every 200 ms. Starts and stops run in the background; an
+//! instance with one in flight is `busy` and left alone until it finishes.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kiln_deploy::plan::{Action, ActualInstance, DesiredService, Phase, reconcile};
+use kiln_state::{InstanceRow, InstanceState};
+
+use crate::clock::now_ms;
+use crate::daemon::Daemon;
+use crate::health::mark_failed;
+use crate::launch::{begin_create, begin_stop, human_ms};
+
+/// The longest a pass waits for a wake-up.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Runs passes forever.
+pub(crate) async fn run(d: Arc<Daemon>) {
+    loop {
+        if let Err(e) = pass(&d) {
+            tracing::error!(error = %e, "reconcile pass failed");
+        }
+        tokio::select! {
+            () = d.wake.notified() => {}
+            () = tokio::time::sleep(TICK) => {}
+        }
+    }
+}
+
+/// One pass.
+fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
+    let rows = d.db().instances()?;
+    let desired = d.db().desired()?;
+    observe(d, &rows);
+    let actual = actual_instances(d, &rows);
+    let plan_input: Vec<DesiredService> = desired.iter().map(to_deploy).collect();
+    let now = now_ms();
+    let mut used: HashSet<u16> = rows.iter().map(|r| r.port).collect();
+    // Stops that were interrupted (by a restart) or failed are carried on.
+    for row in rows.iter().filter(|r| r.state == InstanceState::Stopping) {
+        let idle = {
+            let live = d.live();
+            !live.busy.contains(&row.id) && live.retry_after.get(&row.id).is_none_or(|t| *t <= now)
+        };
+        if idle {
+            let reason = row
+                .stop_reason
+                .clone()
+                .unwrap_or_else(|| "stopping".to_string());
+            begin_stop(d, row.clone(), &reason);
+        }
+    }
+    for action in reconcile(&plan_input, &actual) {
+        match action {
+            Action::Stop { id, reason, .. } => {
+                let Some(row) = rows.iter().find(|r| r.id == id) else {
+                    continue;
+                };
+                {
+                    let live = d.live();
+                    if live.busy.contains(&id)
+                        || live.retry_after.get(&id).is_some_and(|t| *t > now)
+                    {
+                        continue;
+                    }
+                }
+                begin_stop(d, row.clone(), &reason);
+            }
+            Action::Create {
+                service,
+                replaces,
+                reason,
+            } => {
+                let Some(target) = desired.iter().find(|s| s.name == service) else {
+                    continue;
+                };
+                let ready_at = d
+                    .live()
+                    .backoff
+                    .get(&service)
+                    .map_or(i64::MIN, |b| b.ready_at_ms());
+                if ready_at > now {
+                    note_waiting(
+                        d,
+                        &service,
+                        &format!(
+                            "crash loop: waiting {} before the next instance",
+                            human_ms((ready_at - now).unsigned_abs())
+                        ),
+                    );
+                    continue;
+                }
+                if begin_create(d, target, replaces, &reason, &mut used) {
+                    d.live().waiting_noted.remove(&service);
+                } else {
+                    note_waiting(
+                        d,
+                        &service,
+                        &format!(
+                            "no free port in {}-{}: waiting for one",
+                            d.config.ports.0, d.config.ports.1
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Records that `service` waits, once per wait.
+fn note_waiting(d: &Daemon, service: &str, why: &str) {
+    if d.live().waiting_noted.insert(service.to_string()) {
+        d.event("service.waiting", Some(service), None, why);
+    }
+}
+
+/// Notices running instances whose process is gone.
+fn observe(d: &Daemon, rows: &[InstanceRow]) {
+    for row in rows {
+        if row.state != InstanceState::Running {
+            continue;
+        }
+        {
+            let live = d.live();
+            if live.busy.contains(&row.id)
+                || live.health.get(&row.id).is_some_and(|h| h.failed.is_some())
+            {
+                continue;
+            }
+        }
+        let alive = match (row.pid, row.pid_start) {
+            (Some(pid), Some(start)) => kiln_runtime::process_alive(pid, start),
+            _ => false,
+        };
+        if !alive {
+            let why = match d.runtime.exit_info(&row.id) {
+                Some(exit) => match (exit.code, exit.signal) {
+                    (_, Some(signal)) => format!("exited: killed by signal {signal}"),
+                    (Some(code), None) => format!("exited with code {code}"),
+                    (None, None) => "exited".to_string(),
+                },
+                None => "its process is gone".to_string(),
+            };
+            mark_failed(d, &row.service, &row.id, "instance.exited", &why);
+        }
+    }
+}
+
+/// The planner's view of the rows, with health from memory.
+pub(crate) fn actual_instances(d: &Daemon, rows: &[InstanceRow]) -> Vec<ActualInstance> {
+    let live = d.live();
+    rows.iter()
+        .map(|row| {
+            let health = live.health.get(&row.id);
+            ActualInstance {
+                id: row.id.clone(),
+                service: row.service.clone(),
+                def_hash: row.def_hash.clone(),
+                phase: match row.state {
+                    InstanceState::Creating => Phase::Creating,
+                    InstanceState::Running => Phase::Running,
+                    InstanceState::Stopping => Phase::Stopping,
+                },
+                ready: row.state == InstanceState::Running && health.map_or(row.ready, |h| h.ready),
+                failed: health.and_then(|h| h.failed.clone()),
+                created_ms: row.created_ms,
+            }
+        })
+        .collect()
+}
+
+/// The planner's view of a desired service.
+pub(crate) fn to_deploy(s: &kiln_state::DesiredService) -> DesiredService {
+    DesiredService {
+        name: s.name.clone(),
+        def_hash: s.def_hash.clone(),
+        replicas: s.replicas,
+    }
+}
