@@ -1,4 +1,14 @@
 //! One function per command: load inputs, call the component crates, format results.
+//! The image commands are here; the control-plane commands, clients of the daemon, are in
+//! the modules below.
+
+pub mod apply;
+pub mod daemon;
+pub mod events;
+pub mod logs;
+mod plan;
+pub mod status;
+mod wait;
 
 use std::io::Write;
 use std::path::Path;
@@ -9,7 +19,13 @@ use kiln_build::{BuildOptions, Builder, Progress, default_tag, source_date_epoch
 use kiln_image::{Digest, ExportFormat, Store, export as export_image, import as import_images};
 use serde::Serialize;
 
+use crate::client::Client;
 use crate::output::{OutputFormat, human_size, print_json};
+
+/// A client of the daemon serving `home`.
+fn client(home: &Path) -> Client {
+    Client::new(kiln_daemon::socket_path(home))
+}
 
 pub fn check(file: &Path) -> anyhow::Result<ExitCode> {
     let spec = kiln_spec::load(file)?;

@@ -1,15 +1,21 @@
 //! `kiln`: the command line. Arguments and output formatting only; the work happens in
 //! the component crates.
 
+mod client;
+mod clock;
 mod commands;
 mod home;
 mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+use crate::clock::duration_arg;
+use crate::commands::events::EventsArgs;
+use crate::commands::logs::LogsArgs;
 use crate::output::OutputFormat;
 
 #[derive(Debug, Parser)]
@@ -81,6 +87,98 @@ enum Command {
         #[arg(required = true)]
         references: Vec<String>,
     },
+    /// Run the control plane: serve the API on HOME/kiln.sock and keep instances converged
+    Daemon {
+        /// The address instances listen on
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// The ports handed to instances, FIRST-LAST
+        #[arg(long, default_value = "20000-29999", value_parser = kiln_daemon::parse_range)]
+        ports: (u16, u16),
+        /// This deployment's environment name, given to instances
+        #[arg(long, default_value = "default")]
+        environment: String,
+    },
+    /// The per-instance shim the daemon runs (internal)
+    #[command(name = "__shim", hide = true)]
+    Shim { dir: PathBuf },
+    /// Deploy the services of kiln.toml and wait until they are ready
+    Apply {
+        /// The spec file
+        #[arg(short = 'f', long = "file", default_value = "kiln.toml")]
+        file: PathBuf,
+        /// Print the plan and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Return once the plan is accepted instead of waiting for it to be carried out
+        #[arg(long)]
+        detach: bool,
+        /// How long to wait for the services to converge
+        #[arg(long, default_value = "5m", value_parser = duration_arg)]
+        timeout: Duration,
+    },
+    /// Stop a service's instances and remove it from the desired state
+    Destroy {
+        service: String,
+        /// Return once the request is accepted instead of waiting for the instances to stop
+        #[arg(long)]
+        detach: bool,
+        /// How long to wait for the instances to stop
+        #[arg(long, default_value = "5m", value_parser = duration_arg)]
+        timeout: Duration,
+    },
+    /// List the instances, of one service or all
+    Ps {
+        service: Option<String>,
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Show the daemon and the state of each service
+    Status {
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Show what the daemon did: applies, starts, health changes, exits
+    Events {
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        instance: Option<String>,
+        /// Only events this recent (30s, 10m, 1h30m)
+        #[arg(long, value_parser = duration_arg)]
+        since: Option<Duration>,
+        /// Keep printing events as they happen
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// text, or json (one event per line)
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Compare the instances with the desired state; exit status 1 when they differ
+    Drift {
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Show a service's or an instance's logs, read from disk (works without the daemon)
+    Logs {
+        /// A service name (all its instances, past ones too) or an instance id
+        target: String,
+        /// Keep printing lines as they are written
+        #[arg(short = 'f', long)]
+        follow: bool,
+        /// Only lines this recent (30s, 10m, 1h30m)
+        #[arg(long, value_parser = duration_arg)]
+        since: Option<Duration>,
+        /// Only lines containing this text
+        #[arg(long, value_name = "TEXT")]
+        grep: Option<String>,
+        /// text, or json (the stored lines)
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+        /// Only the last N lines (before following)
+        #[arg(long, value_name = "N")]
+        tail: Option<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -104,6 +202,61 @@ fn main() -> ExitCode {
         } => commands::export(&home, &reference, &format, &dest),
         Command::Import { path } => commands::import(&home, &path),
         Command::Rmi { references } => commands::rmi(&home, &references),
+        Command::Daemon {
+            host,
+            ports,
+            environment,
+        } => commands::daemon::daemon(&home, host, ports, environment),
+        // The shim owns the process and its stdout: its exit code is returned as is.
+        Command::Shim { dir } => return commands::daemon::shim(&dir),
+        Command::Apply {
+            file,
+            dry_run,
+            detach,
+            timeout,
+        } => commands::apply::apply(&home, &file, dry_run, detach, timeout),
+        Command::Destroy {
+            service,
+            detach,
+            timeout,
+        } => commands::apply::destroy(&home, &service, detach, timeout),
+        Command::Ps { service, output } => commands::status::ps(&home, service.as_deref(), output),
+        Command::Status { output } => commands::status::status(&home, output),
+        Command::Events {
+            service,
+            instance,
+            since,
+            follow,
+            output,
+        } => commands::events::events(
+            &home,
+            EventsArgs {
+                service,
+                instance,
+                since,
+                follow,
+                output,
+            },
+        ),
+        Command::Drift { output } => commands::events::drift(&home, output),
+        Command::Logs {
+            target,
+            follow,
+            since,
+            grep,
+            output,
+            tail,
+        } => commands::logs::logs(
+            &home,
+            LogsArgs {
+                target,
+                follow,
+                since,
+                grep,
+                output,
+                tail,
+            },
+        ),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,8 @@ use std::io::Write;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OutputFormat {
+    // Also accepted as `table`, for the commands that print tables.
+    #[value(alias = "table")]
     Text,
     Json,
 }

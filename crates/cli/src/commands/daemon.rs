@@ -1,0 +1,31 @@
+//! `kiln daemon`, and `kiln __shim`, the per-instance shim the daemon runs.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use kiln_daemon::DaemonConfig;
+
+pub fn daemon(
+    home: &Path,
+    host: String,
+    ports: (u16, u16),
+    environment: String,
+) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(home)
+        .with_context(|| format!("cannot create the kiln home {}", home.display()))?;
+    let shim_exe = std::env::current_exe().context("cannot find the kiln executable")?;
+    kiln_daemon::run(DaemonConfig {
+        home: home.to_path_buf(),
+        host,
+        ports,
+        environment,
+        shim_exe,
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the shim of the instance in `dir`; its exit code is the process's.
+pub fn shim(dir: &Path) -> ExitCode {
+    kiln_runtime::shim_main(dir)
+}
