@@ -1,0 +1,12 @@
+//! End-to-end tests of the control plane through the `kiln` binary: a real `kiln daemon`
+//! running instances under the real runc. They need root, runc, nsenter and busybox; a
+//! missing one fails the test with what to install.
+
+#![allow(clippy::unwrap_used)]
+
+mod instances {
+    mod changes;
+    pub mod harness;
+    mod recovery;
+    mod serve;
+}
