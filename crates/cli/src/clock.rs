@@ -85,7 +85,11 @@ pub fn ms_ago(d: Duration) -> i64 {
 /// The age of something that happened at `ms` (unix milliseconds), e.g. `3m12s`.
 pub fn age(ms: i64) -> String {
     let elapsed = u64::try_from(now_ms().saturating_sub(ms)).unwrap_or(0);
-    format_duration(Duration::from_secs(elapsed / 1_000))
+    format_duration(Duration::from_millis(if elapsed < 1_000 {
+        elapsed
+    } else {
+        elapsed / 1_000 * 1_000
+    }))
 }
 
 /// Parses an RFC 3339 time (`2026-11-26T14:00:00.123Z`, or with an offset) into unix

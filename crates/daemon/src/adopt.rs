@@ -23,8 +23,14 @@ use crate::health;
 /// Adopts or cleans up everything found; see the module doc.
 pub(crate) fn adopt(d: &Arc<Daemon>) -> Result<(), DaemonError> {
     let rows = d.db().instances()?;
-    let observed = d.runtime.list()?;
-    let leftovers = d.runtime.leftovers()?;
+    let observed = d.runtime.list().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot list runc's containers: adopting from the database alone");
+        Vec::new()
+    });
+    let leftovers = d.runtime.leftovers().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot list instance dirs");
+        Vec::new()
+    });
     let known: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
     for mut row in rows.clone() {
         match row.state {
@@ -71,16 +77,32 @@ pub(crate) fn adopt(d: &Arc<Daemon>) -> Result<(), DaemonError> {
                             d.live().probes.insert(row.id.clone(), handle);
                         }
                     }
-                    None => {
-                        d.runtime.stop(&row.id, 9, Duration::ZERO)?;
-                        let event = new_event(
-                            "instance.failed",
-                            Some(&row.service),
-                            Some(&row.id),
-                            "its start was interrupted by a daemon restart: removed",
-                        );
-                        d.db().delete_instance(&row.id, Some(&event))?;
-                    }
+                    None => match d.runtime.stop(&row.id, 9, Duration::ZERO) {
+                        Ok(()) => {
+                            let event = new_event(
+                                "instance.failed",
+                                Some(&row.service),
+                                Some(&row.id),
+                                "its start was interrupted by a daemon restart: removed",
+                            );
+                            d.db().delete_instance(&row.id, Some(&event))?;
+                        }
+                        Err(e) => {
+                            // The loop carries the stop on; the daemon must come up.
+                            row.state = InstanceState::Stopping;
+                            let why = format!(
+                                "its start was interrupted by a daemon restart; removing it failed: {e}"
+                            );
+                            row.stop_reason = Some(why.clone());
+                            let event = new_event(
+                                "instance.failed",
+                                Some(&row.service),
+                                Some(&row.id),
+                                &why,
+                            );
+                            d.db().update_instance(&row, Some(&event))?;
+                        }
+                    },
                 }
             }
             InstanceState::Stopping => {}
@@ -93,13 +115,22 @@ pub(crate) fn adopt(d: &Arc<Daemon>) -> Result<(), DaemonError> {
         .filter(|id| !known.contains(id))
         .collect();
     for id in orphans {
-        d.runtime.stop(id, 9, Duration::ZERO)?;
-        d.event(
-            "instance.orphan",
-            None,
-            Some(id),
-            "a container or mount without a database row: removed",
-        );
+        match d.runtime.stop(id, 9, Duration::ZERO) {
+            Ok(()) => d.event(
+                "instance.orphan",
+                None,
+                Some(id),
+                "a container or mount without a database row: removed",
+            ),
+            // Not kiln's to judge (an id kiln never makes) or not removable now: the
+            // daemon starts anyway, and says so.
+            Err(e) => d.event(
+                "instance.orphan",
+                None,
+                Some(id),
+                &format!("a container or mount without a database row; cannot remove it: {e}"),
+            ),
+        }
     }
     Ok(())
 }

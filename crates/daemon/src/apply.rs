@@ -24,6 +24,9 @@ pub(crate) fn apply(
     d: &Daemon,
     request: &crate::api::types::ApplyRequest,
 ) -> Result<ApplyResponse, ApiError> {
+    // One apply or destroy at a time, from reading the old desired state to committing
+    // the new one: concurrent requests never lose each other's changes.
+    let _serial = d.apply_lock();
     let spec = kiln_spec::parse(&request.source, Path::new(&request.path))
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let mut resolved: Vec<Resolved> = Vec::new();
@@ -99,6 +102,7 @@ pub(crate) fn apply(
 
 /// Destroys service `name`: it leaves the desired state and its instances stop.
 pub(crate) fn destroy(d: &Daemon, name: &str) -> Result<ApplyResponse, ApiError> {
+    let _serial = d.apply_lock();
     let old = d.db().desired()?;
     if !old.iter().any(|s| s.name == name) {
         let known: Vec<&str> = old.iter().map(|s| s.name.as_str()).collect();
@@ -197,13 +201,34 @@ fn commit(
     for (name, why) in removed.iter().zip(&destroyed) {
         events.push(new_event("service.destroyed", Some(name), None, why));
     }
+    // Pinned before the desired state names them: from here on no `kiln rmi` can
+    // collect an image an instance is about to start from.
+    let images = new
+        .iter()
+        .map(|s| s.image_digest.clone())
+        .chain(rows.iter().map(|r| r.image_digest.clone()))
+        .collect();
+    d.pin(images)
+        .map_err(|e| ApiError::internal(format!("pin images: {e}")))?;
     let generation = {
         let mut db = d.db();
         for service in &changed {
             db.put_definition(&service.def_hash, &service.definition)?;
         }
-        db.put_desired(&changed, removed, &events)?
+        // Every service of the new desired state is stamped with the new generation,
+        // changed or not, so a client waits for exactly the services it applied.
+        db.put_desired(new, removed, &events)?
     };
+    {
+        // A new definition starts with a clean slate: the old one's crash loop is not
+        // held against it.
+        let mut live = d.live();
+        for service in &changed {
+            live.backoff.remove(&service.name);
+            live.last_failure.remove(&service.name);
+            live.failure_counted.remove(&service.name);
+        }
+    }
     Ok(ApplyResponse {
         plan,
         generation,

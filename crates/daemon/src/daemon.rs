@@ -1,7 +1,7 @@
 //! The daemon's shared state: the database, the store, the runtime, and what is only
 //! known in memory (health, operations in flight, crash-loop backoff).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kiln_deploy::backoff::Backoff;
@@ -20,6 +20,11 @@ use crate::definition::Definition;
 const BACKOFF_BASE_MS: u64 = 1_000;
 const BACKOFF_MAX_MS: u64 = 60_000;
 const BACKOFF_RESET_MS: u64 = 30_000;
+/// Failures of one service this close together count once for the backoff.
+const SIMULTANEOUS_MS: i64 = 1_000;
+
+/// The owner name of the daemon's pins in the store.
+const PIN_OWNER: &str = "daemon";
 
 /// Everything the API handlers, the reconcile loop and the health checkers share.
 #[derive(Debug)]
@@ -29,6 +34,11 @@ pub(crate) struct Daemon {
     pub store: Store,
     pub runtime: Instances,
     live: Mutex<Live>,
+    /// Serializes apply and destroy, and pinning against them.
+    apply: Mutex<()>,
+    /// The manifests last pinned in the store (see [`Daemon::pin`]); held across the
+    /// write so the store and this record never disagree.
+    pinned: Mutex<BTreeSet<String>>,
     /// Wakes the reconcile loop early.
     pub wake: Notify,
     pub started_ms: i64,
@@ -53,6 +63,8 @@ pub(crate) struct Live {
     pub definitions: HashMap<String, Arc<Definition>>,
     /// Per service: an event about waiting (no free port, backoff) was already recorded.
     pub waiting_noted: HashSet<String>,
+    /// Per service: when a failure last counted for the backoff (unix ms).
+    pub failure_counted: HashMap<String, i64>,
 }
 
 /// An instance's health as far as the daemon knows.
@@ -75,6 +87,8 @@ impl Daemon {
             store,
             runtime,
             live: Mutex::new(Live::default()),
+            apply: Mutex::new(()),
+            pinned: Mutex::new(BTreeSet::new()),
             wake: Notify::new(),
             started_ms: now_ms(),
         }
@@ -122,15 +136,60 @@ impl Daemon {
         Some(parsed)
     }
 
-    /// Records a failure of `service` for the crash-loop backoff; returns the delay.
+    /// Pins `images` (manifest digests) in the store so that removing their tags never
+    /// collects what runs or is about to run; pins of images no longer named are dropped.
+    /// Writes only when the set changed.
+    pub(crate) fn pin(&self, images: BTreeSet<String>) -> Result<(), kiln_image::ImageError> {
+        let mut pinned = self.pinned.lock().unwrap_or_else(|p| p.into_inner());
+        if *pinned == images {
+            return Ok(());
+        }
+        let digests = images
+            .iter()
+            .map(|d| kiln_image::Digest::parse(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.store.set_pins(PIN_OWNER, &digests)?;
+        *pinned = images;
+        Ok(())
+    }
+
+    /// Held by apply and destroy for their whole run.
+    pub(crate) fn apply_lock(&self) -> MutexGuard<'_, ()> {
+        self.apply.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The apply lock if no apply is running.
+    pub(crate) fn try_apply_lock(&self) -> Option<MutexGuard<'_, ()>> {
+        match self.apply.try_lock() {
+            Ok(guard) => Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        }
+    }
+
+    /// Records a failure of `service` for the crash-loop backoff; returns the delay
+    /// before its next instance. Failures within [`SIMULTANEOUS_MS`] of the last one
+    /// counted are one failure: many replicas dying together (a reboot, an OOM kill of
+    /// all of them) is one event, not a crash loop.
     pub(crate) fn note_failure(&self, service: &str, why: &str) -> u64 {
+        let now = now_ms();
         let mut live = self.live();
         live.last_failure
             .insert(service.to_string(), why.to_string());
-        live.backoff
+        let recent = live
+            .failure_counted
+            .get(service)
+            .is_some_and(|at| now - at < SIMULTANEOUS_MS);
+        let backoff = live
+            .backoff
             .entry(service.to_string())
-            .or_insert_with(|| Backoff::new(BACKOFF_BASE_MS, BACKOFF_MAX_MS, BACKOFF_RESET_MS))
-            .failure(now_ms())
+            .or_insert_with(|| Backoff::new(BACKOFF_BASE_MS, BACKOFF_MAX_MS, BACKOFF_RESET_MS));
+        if recent {
+            return u64::try_from(backoff.ready_at_ms().saturating_sub(now)).unwrap_or(0);
+        }
+        let delay = backoff.failure(now);
+        live.failure_counted.insert(service.to_string(), now);
+        delay
     }
 }
 

@@ -107,6 +107,15 @@ pub fn resolve(store: &Store, path: &str, service: &ServiceSpec) -> Result<Resol
             config.config.user.as_deref().unwrap_or_default()
         ));
     }
+    for volume in &service.volumes {
+        if !volume.host.exists() {
+            return Err(format!(
+                "{}: host path {} does not exist (external state is created outside kiln)",
+                at(service.line, "volumes"),
+                volume.host.display()
+            ));
+        }
+    }
     let definition = Definition {
         image: digest,
         args: service.args.clone(),

@@ -74,11 +74,19 @@ pub(crate) fn begin_create(
         let started = {
             let d = d.clone();
             let row = row.clone();
-            tokio::task::spawn_blocking(move || start(&d, &row)).await
+            tokio::task::spawn_blocking(move || {
+                start(&d, &row).map_err(|why| {
+                    // start() undoes its own work; this makes sure of it, so that a row
+                    // is only ever dropped when nothing of its instance is left.
+                    let cleaned = d.runtime.stop(&row.id, 9, Duration::ZERO).is_ok();
+                    (why, cleaned)
+                })
+            })
+            .await
         };
         let result = match started {
             Ok(result) => result,
-            Err(e) => Err(format!("start task failed: {e}")),
+            Err(e) => Err((format!("start task failed: {e}"), false)),
         };
         finish_create(&d, row, result);
     });
@@ -88,7 +96,7 @@ pub(crate) fn begin_create(
 fn finish_create(
     d: &Arc<Daemon>,
     mut row: InstanceRow,
-    result: Result<kiln_runtime::Started, String>,
+    result: Result<kiln_runtime::Started, (String, bool)>,
 ) {
     match result {
         Ok(started) => {
@@ -111,7 +119,7 @@ fn finish_create(
                 d.live().probes.insert(row.id.clone(), handle);
             }
         }
-        Err(why) => {
+        Err((why, cleaned)) => {
             let delay = d.note_failure(&row.service, &why);
             let message = format!("failed to start: {why}");
             let event = new_event(
@@ -120,8 +128,19 @@ fn finish_create(
                 Some(&row.id),
                 &message,
             );
-            if let Err(e) = d.db().delete_instance(&row.id, Some(&event)) {
-                tracing::error!(error = %e, instance = %row.id, "cannot delete a failed instance");
+            let persisted = if cleaned {
+                d.db().delete_instance(&row.id, Some(&event)).map(drop)
+            } else {
+                // Something of it may be left: the loop carries on stopping it.
+                row.state = InstanceState::Stopping;
+                row.stop_reason = Some(message.clone());
+                d.live()
+                    .retry_after
+                    .insert(row.id.clone(), now_ms() + 2_000);
+                d.db().update_instance(&row, Some(&event))
+            };
+            if let Err(e) = persisted {
+                tracing::error!(error = %e, instance = %row.id, "cannot persist a failed start");
             }
             if delay > 0 {
                 d.event(
@@ -234,7 +253,17 @@ fn instance_spec(d: &Daemon, row: &InstanceRow, def: &Definition) -> Result<Inst
 
 /// Persists `row` as `stopping` and stops it in the background: the stop signal, the
 /// grace period, then SIGKILL; then the row goes.
-pub(crate) fn begin_stop(d: &Arc<Daemon>, mut row: InstanceRow, reason: &str) {
+pub(crate) fn begin_stop(d: &Arc<Daemon>, id: &str, reason: &str) {
+    // The row as it is now, not as a reconcile pass saw it: a start may have finished
+    // since, and its pid and readiness must not be overwritten.
+    let mut row = match d.db().instance(id) {
+        Ok(Some(row)) => row,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::error!(error = %e, instance = %id, "cannot read an instance to stop");
+            return;
+        }
+    };
     if row.state != InstanceState::Stopping || row.stop_reason.is_none() {
         row.state = InstanceState::Stopping;
         row.stop_reason = Some(reason.to_string());

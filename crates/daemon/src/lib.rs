@@ -16,6 +16,7 @@ mod definition;
 mod drift;
 mod error;
 mod health;
+mod housekeeping;
 mod launch;
 mod logging;
 mod ports;
@@ -66,6 +67,10 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     logging::init();
     let home = config.home.clone();
     fs::create_dir_all(&home).map_err(DaemonError::io(&home))?;
+    // Owner only: the socket (root-equivalent), instance env in instance.json and the
+    // logs all live below it.
+    fs::set_permissions(&home, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .map_err(DaemonError::io(&home))?;
     let _lock = lock_home(&home)?;
     let state = kiln_state::State::open(&home.join("state.db"))?;
     let store = kiln_image::Store::open(&home)?;

@@ -20,11 +20,20 @@ use crate::launch::{begin_create, begin_stop, human_ms};
 /// The longest a pass waits for a wake-up.
 const TICK: Duration = Duration::from_millis(200);
 
+/// How often old events and logs are cleaned up.
+const HOUSEKEEPING: Duration = Duration::from_secs(600);
+
 /// Runs passes forever.
 pub(crate) async fn run(d: Arc<Daemon>) {
+    let mut last_housekeeping = tokio::time::Instant::now();
     loop {
         if let Err(e) = pass(&d) {
             tracing::error!(error = %e, "reconcile pass failed");
+        }
+        if last_housekeeping.elapsed() >= HOUSEKEEPING {
+            last_housekeeping = tokio::time::Instant::now();
+            let d = d.clone();
+            tokio::task::spawn_blocking(move || crate::housekeeping::run(&d));
         }
         tokio::select! {
             () = d.wake.notified() => {}
@@ -38,6 +47,20 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
     let rows = d.db().instances()?;
     let desired = d.db().desired()?;
     observe(d, &rows);
+    // Not while an apply runs: it pins its new images itself, and this pass's view of
+    // the desired state may be older than its commit.
+    if let Some(_serial) = d.try_apply_lock() {
+        let fresh_desired = d.db().desired()?;
+        let fresh_rows = d.db().instances()?;
+        let images = fresh_desired
+            .iter()
+            .map(|s| s.image_digest.clone())
+            .chain(fresh_rows.iter().map(|r| r.image_digest.clone()))
+            .collect();
+        if let Err(e) = d.pin(images) {
+            tracing::warn!(error = %e, "cannot update the store's pins");
+        }
+    }
     let actual = actual_instances(d, &rows);
     let plan_input: Vec<DesiredService> = desired.iter().map(to_deploy).collect();
     let now = now_ms();
@@ -53,7 +76,7 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
                 .stop_reason
                 .clone()
                 .unwrap_or_else(|| "stopping".to_string());
-            begin_stop(d, row.clone(), &reason);
+            begin_stop(d, &row.id, &reason);
         }
     }
     for action in reconcile(&plan_input, &actual) {
@@ -70,7 +93,7 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
                         continue;
                     }
                 }
-                begin_stop(d, row.clone(), &reason);
+                begin_stop(d, &row.id, &reason);
             }
             Action::Create {
                 service,

@@ -5,6 +5,7 @@
 //!   store/            an OCI image layout (skopeo's `oci:home/store:NAME:TAG`)
 //!     oci-layout      {"imageLayoutVersion":"1.0.0"}
 //!     index.json      one entry per NAME:TAG (annotation org.opencontainers.image.ref.name)
+//!     pins/OWNER.json manifests kept by gc although untagged (what the daemon runs)
 //!     blobs/sha256/   content-addressed blobs, each written atomically
 //!     .lock           flock: held exclusively by every writer of index.json and by gc
 //!     .users.lock     flock: held shared by every open Store, exclusively by gc
@@ -16,7 +17,7 @@
 //! renaming it to its digest, so a blob file is either absent or complete. Readers
 //! verify digests ([`Store::read_blob`], [`Store::open_blob`]).
 //!
-//! Garbage collection deletes what no index entry reaches. Blobs of an image being
+//! Garbage collection deletes what no index entry or pin reaches. Blobs of an image being
 //! built are not reachable until it is tagged, so gc only runs when no other [`Store`]
 //! is open on the same home (any process): each `Store` holds a shared flock on
 //! `.users.lock` for its whole life and gc needs it exclusively; when it cannot have
@@ -28,6 +29,7 @@ mod gc;
 mod image;
 mod index;
 mod lock;
+mod pins;
 mod unpacked;
 
 use std::fs;

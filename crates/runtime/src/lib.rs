@@ -29,7 +29,7 @@ pub use instance::{
     Bind, ExitInfo, InstanceSpec, Instances, Limits, LogConfig, Observed, Started, process_alive,
     process_start_time, shim_main,
 };
-pub use logs::{LogLine, log_files};
+pub use logs::{LogLine, log_files, rfc3339_millis};
 pub use overlay::Overlay;
 pub use sandbox::Sandbox;
 pub use spec::{DEFAULT_PATH, SandboxSpec};

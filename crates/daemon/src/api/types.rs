@@ -62,7 +62,7 @@ pub struct ServiceStatus {
     pub stopping: u32,
     /// `ready == replicas` and nothing outdated or stopping.
     pub converged: bool,
-    /// The generation at which this service's desired state last changed.
+    /// The generation of the last apply that included this service.
     pub generation: u64,
     /// While crash-looping: no new instance before this time (unix ms).
     pub backoff_until_ms: Option<i64>,

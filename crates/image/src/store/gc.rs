@@ -1,4 +1,4 @@
-//! Removing images and collecting what no index entry reaches any more.
+//! Removing images and collecting what no index entry or pin reaches any more.
 
 use std::collections::HashSet;
 use std::fs;
@@ -69,7 +69,9 @@ impl Store {
                 ..GcReport::default()
             });
         };
-        let (blobs, diff_ids) = self.reachable(&self.load_index()?)?;
+        let mut roots = self.load_index()?;
+        roots.manifests.extend(self.pinned()?);
+        let (blobs, diff_ids) = self.reachable(&roots)?;
         let mut report = GcReport::default();
         for (digest, path) in digest_entries(&self.blobs)? {
             if blobs.contains(&digest) {

@@ -82,3 +82,31 @@ fn gc_waits_for_other_users_of_the_store() {
     let _other = Store::open(home.path()).unwrap();
     assert!(store.gc().unwrap().deferred);
 }
+
+#[test]
+fn pinned_manifests_survive_removing_their_tags() {
+    let (_home, store) = store();
+    let (running, layer) = image(&store, &[("f", "running")]);
+    store.tag("app", "v1", &running).unwrap();
+    let dir = store.layer_dir(&layer.diff_id);
+    fs::create_dir_all(&dir).unwrap();
+    store
+        .set_pins("daemon", std::slice::from_ref(&running.digest))
+        .unwrap();
+
+    assert_eq!(store.remove("app:v1").unwrap(), ["app:v1"]);
+    let config = store.read_manifest(&running.digest).unwrap().config.digest;
+    for d in [&running.digest, &config, &layer.digest] {
+        assert!(store.has_blob(d), "pinned {d} was collected");
+    }
+    assert!(
+        dir.exists(),
+        "the unpacked layer of a pinned image was collected"
+    );
+
+    store.set_pins("daemon", &[]).unwrap();
+    store.gc().unwrap();
+    assert!(!store.has_blob(&running.digest));
+    assert!(!dir.exists());
+    assert!(store.set_pins("../evil", &[]).is_err());
+}

@@ -32,6 +32,35 @@ fn parse_stat(stat: &str) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// Kills `pid` (if it is still the process started at `start`) together with its
+/// process group when it leads one (the shim does, after `setsid`), so that a
+/// `runc run` it started goes too; never a group it merely belongs to.
+pub(crate) fn kill_leader_and_group(pid: u32, start: u64) {
+    use rustix::process::{Pid, Signal, kill_process, kill_process_group};
+    if !process_alive(pid, start) {
+        return;
+    }
+    let Some(target) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+        return;
+    };
+    let leads_group = fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| process_group(&stat))
+        == Some(pid);
+    if leads_group {
+        let _ = kill_process_group(target, Signal::KILL);
+    } else {
+        let _ = kill_process(target, Signal::KILL);
+    }
+}
+
+/// The process group (field 5) from a `stat` line.
+fn process_group(stat: &str) -> Option<u32> {
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // Fields 3 (state) and 4 (ppid) come first.
+    rest.split_whitespace().nth(2)?.parse().ok()
+}
+
 /// `CAP_SYS_RESOURCE`: raising a hard resource limit.
 const CAP_SYS_RESOURCE: u32 = 24;
 
@@ -122,6 +151,12 @@ fn unescape(field: &str) -> String {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_process_group_is_field_five() {
+        assert_eq!(process_group("42 (a) b) S 1 42 42 0 -1"), Some(42));
+        assert_eq!(process_group("garbage"), None);
+    }
 
     #[test]
     fn stat_fields_are_counted_after_the_command() {

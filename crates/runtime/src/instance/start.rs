@@ -181,6 +181,10 @@ fn run_shim(shim_exe: &Path, id: &str, dir: &InstanceDir) -> Result<Started, Run
             Ok(Ok(line)) => parse_report(&line, dir).map_err(failed),
             Ok(Err(e)) => Err(failed(format!("read the shim's report: {e}"))),
             Err(_) => {
+                // With the runc run it may still be in: the whole group of the shim.
+                if let Some(start) = procfs::process_start_time(child.id()) {
+                    procfs::kill_leader_and_group(child.id(), start);
+                }
                 let _ = child.kill();
                 Err(failed(format!(
                     "the shim did not report within {} s",

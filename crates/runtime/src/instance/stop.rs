@@ -12,7 +12,7 @@ use rustix::mount::UnmountFlags;
 use rustix::process::{Pid, Signal};
 
 use super::dir::InstanceDir;
-use super::procfs::{own_mount_points, process_alive, process_start_time};
+use super::procfs::{kill_leader_and_group, own_mount_points, process_alive, process_start_time};
 use super::runc::Runc;
 use super::{Instances, validate};
 use crate::RuntimeError;
@@ -34,11 +34,36 @@ pub(super) fn stop(
 ) -> Result<(), RuntimeError> {
     validate::id(id)?;
     let dir = instances.dir(id);
+    abort_unfinished_start(&instances.runc(), id, &dir);
     stop_container(&instances.runc(), id, signal, grace)?;
     remove_cgroups(id);
     unmount(&dir.rootfs())?;
     wait_for_shim(&dir);
     remove_dir(id, &dir)
+}
+
+/// A start that never finished (its daemon died, or the shim never reported) may have a
+/// shim still inside `runc run`: that shim and its process group go first, so nothing
+/// brings the container up behind `stop`'s back. A container that runs or ran is left
+/// to the normal path, where the shim outlives it to write its last output.
+fn abort_unfinished_start(runc: &Runc<'_>, id: &str, dir: &InstanceDir) {
+    let started = matches!(runc.state(id), Ok(Some(state)) if state.status != "created" && state.status != "creating");
+    if started {
+        return;
+    }
+    if let Some((pid, start)) = shim_of(dir) {
+        kill_leader_and_group(pid, start);
+        wait_exit(Some((pid, start)), KILL_WAIT);
+    }
+}
+
+/// The shim's pid and start time, from `shim.pid`.
+fn shim_of(dir: &InstanceDir) -> Option<(u32, u64)> {
+    let text = fs::read_to_string(dir.shim_pid()).ok()?;
+    let mut fields = text.split_whitespace();
+    let pid = fields.next()?.parse::<u32>().ok()?;
+    let start = fields.next()?.parse::<u64>().ok()?;
+    Some((pid, start))
 }
 
 /// Signals the init, gives it `grace`, kills it, and deletes the container.
@@ -127,12 +152,7 @@ fn unmount(rootfs: &Path) -> Result<(), RuntimeError> {
 /// Waits for the shim to exit (it does once the container's output is closed), and
 /// kills it if it does not.
 fn wait_for_shim(dir: &InstanceDir) {
-    let shim = fs::read_to_string(dir.shim_pid()).ok().and_then(|text| {
-        let mut fields = text.split_whitespace();
-        let pid = fields.next()?.parse::<u32>().ok()?;
-        let start = fields.next()?.parse::<u64>().ok()?;
-        Some((pid, start))
-    });
+    let shim = shim_of(dir);
     if wait_exit(shim, KILL_WAIT) {
         return;
     }

@@ -13,7 +13,7 @@ pub(crate) fn now_rfc3339() -> String {
 }
 
 /// Milliseconds since the epoch as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub(crate) fn rfc3339_millis(ms: i64) -> String {
+pub fn rfc3339_millis(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let millis = ms.rem_euclid(1000);
     let days = secs.div_euclid(86_400);

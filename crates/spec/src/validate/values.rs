@@ -54,15 +54,19 @@ pub(crate) fn image_name_like(name: &str) -> Option<String> {
     (like != name && image_name(like).is_ok()).then(|| like.to_owned())
 }
 
-pub(crate) const SERVICE_NAME_RULE: &str = "service names are DNS labels: lowercase letters, digits and `-`, starting with a letter, not ending with `-`, at most 63 characters";
+pub(crate) const SERVICE_NAME_RULE: &str = "service names are DNS labels: lowercase letters, digits and `-`, starting with a letter, not ending with `-`, at most 55 characters (an instance id, NAME-xxxxxxxx, must stay a 64-character container id)";
 
-/// A DNS label: 1-63 of `[a-z0-9-]`, starting with a letter, not ending with `-`.
+/// The longest service name: its instances are named `NAME-` plus 8 hex digits, and a
+/// container id has at most 64 characters.
+const MAX_SERVICE_NAME: usize = 55;
+
+/// A DNS label of 1-55 of `[a-z0-9-]`, starting with a letter, not ending with `-`.
 pub(crate) fn service_name(name: &str) -> Result<(), &'static str> {
     if name.is_empty() {
         return Err("it is empty");
     }
-    if name.len() > 63 {
-        return Err("it is longer than 63 characters");
+    if name.len() > MAX_SERVICE_NAME {
+        return Err("it is longer than 55 characters");
     }
     if !name
         .chars()
@@ -173,7 +177,7 @@ mod tests {
 
     #[test]
     fn service_names() {
-        for good in ["a", "web", "web-2", "a1", &"a".repeat(63)] {
+        for good in ["a", "web", "web-2", "a1", &"a".repeat(55)] {
             assert_eq!(service_name(good), Ok(()), "{good}");
         }
         for bad in [
@@ -184,7 +188,7 @@ mod tests {
             "web-",
             "web_2",
             "web.2",
-            &"a".repeat(64),
+            &"a".repeat(56),
         ] {
             assert!(service_name(bad).is_err(), "{bad}");
         }
