@@ -7,6 +7,8 @@
 mod instances {
     mod changes;
     pub mod harness;
+    mod healing;
+    mod images;
     mod recovery;
     mod serve;
 }

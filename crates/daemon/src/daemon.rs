@@ -20,8 +20,6 @@ use crate::definition::Definition;
 const BACKOFF_BASE_MS: u64 = 1_000;
 const BACKOFF_MAX_MS: u64 = 60_000;
 const BACKOFF_RESET_MS: u64 = 30_000;
-/// Failures of one service this close together count once for the backoff.
-const SIMULTANEOUS_MS: i64 = 1_000;
 
 /// The owner name of the daemon's pins in the store.
 const PIN_OWNER: &str = "daemon";
@@ -167,24 +165,27 @@ impl Daemon {
         }
     }
 
-    /// Records a failure of `service` for the crash-loop backoff; returns the delay
-    /// before its next instance. Failures within [`SIMULTANEOUS_MS`] of the last one
-    /// counted are one failure: many replicas dying together (a reboot, an OOM kill of
-    /// all of them) is one event, not a crash loop.
-    pub(crate) fn note_failure(&self, service: &str, why: &str) -> u64 {
+    /// Records a failure of an instance of `service` created at `created_ms` for the
+    /// crash-loop backoff; returns the delay before the service's next instance.
+    ///
+    /// Instances that were already there when a failure was counted fail "together"
+    /// with it and do not count again: many replicas dying at once (a reboot, an OOM
+    /// kill of all of them) is one event, not a crash loop. A replacement made after
+    /// that failure which fails again does count, however fast it fails.
+    pub(crate) fn note_failure(&self, service: &str, created_ms: i64, why: &str) -> u64 {
         let now = now_ms();
         let mut live = self.live();
         live.last_failure
             .insert(service.to_string(), why.to_string());
-        let recent = live
+        let together = live
             .failure_counted
             .get(service)
-            .is_some_and(|at| now - at < SIMULTANEOUS_MS);
+            .is_some_and(|at| created_ms < *at);
         let backoff = live
             .backoff
             .entry(service.to_string())
             .or_insert_with(|| Backoff::new(BACKOFF_BASE_MS, BACKOFF_MAX_MS, BACKOFF_RESET_MS));
-        if recent {
+        if together {
             return u64::try_from(backoff.ready_at_ms().saturating_sub(now)).unwrap_or(0);
         }
         let delay = backoff.failure(now);

@@ -37,6 +37,7 @@ pub(crate) fn spawn(
     let target = Target {
         id: row.id.clone(),
         service: row.service.clone(),
+        created_ms: row.created_ms,
         address: ports::address(ports::bind_host(&d.config.host), row.port),
         started: Instant::now(),
     };
@@ -57,6 +58,7 @@ pub(crate) fn spawn(
 struct Target {
     id: String,
     service: String,
+    created_ms: i64,
     address: String,
     started: Instant,
 }
@@ -246,13 +248,21 @@ fn fail(d: &Daemon, target_or_id: &Target, why: &str) {
         d,
         &target_or_id.service,
         &target_or_id.id,
+        target_or_id.created_ms,
         "instance.unhealthy",
         why,
     );
 }
 
 /// Marks instance `id` failed (exited, unhealthy) once, recording `kind`.
-pub(crate) fn mark_failed(d: &Daemon, service: &str, id: &str, kind: &str, why: &str) {
+pub(crate) fn mark_failed(
+    d: &Daemon,
+    service: &str,
+    id: &str,
+    created_ms: i64,
+    kind: &str,
+    why: &str,
+) {
     {
         let mut live = d.live();
         let health = live.health.entry(id.to_string()).or_default();
@@ -263,7 +273,7 @@ pub(crate) fn mark_failed(d: &Daemon, service: &str, id: &str, kind: &str, why: 
         health.ready = false;
     }
     d.event(kind, Some(service), Some(id), why);
-    let delay = d.note_failure(service, why);
+    let delay = d.note_failure(service, created_ms, why);
     if delay > 0 {
         d.event(
             "service.backoff",

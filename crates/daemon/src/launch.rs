@@ -120,7 +120,7 @@ fn finish_create(
             }
         }
         Err((why, cleaned)) => {
-            let delay = d.note_failure(&row.service, &why);
+            let delay = d.note_failure(&row.service, row.created_ms, &why);
             let message = format!("failed to start: {why}");
             let event = new_event(
                 "instance.failed",

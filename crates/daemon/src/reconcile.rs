@@ -171,7 +171,14 @@ fn observe(d: &Daemon, rows: &[InstanceRow]) {
                 },
                 None => "its process is gone".to_string(),
             };
-            mark_failed(d, &row.service, &row.id, "instance.exited", &why);
+            mark_failed(
+                d,
+                &row.service,
+                &row.id,
+                row.created_ms,
+                "instance.exited",
+                &why,
+            );
         }
     }
 }

@@ -73,7 +73,21 @@ pub fn converge(
         events.print_new()?;
         let all: Vec<ServiceStatus> = client.get("/v1/services")?;
         let pending = pending(&all, services, generation);
-        if pending.is_empty() {
+        // A destroyed service is done once its last instance has stopped.
+        let destroyed: Vec<&String> = services
+            .iter()
+            .filter(|name| !all.iter().any(|s| &s.name == *name))
+            .collect();
+        let stopping: Vec<InstanceInfo> = if destroyed.is_empty() {
+            Vec::new()
+        } else {
+            let instances: Vec<InstanceInfo> = client.get("/v1/instances")?;
+            instances
+                .into_iter()
+                .filter(|i| destroyed.contains(&&i.service))
+                .collect()
+        };
+        if pending.is_empty() && stopping.is_empty() {
             events.print_new()?;
             return Ok(all
                 .into_iter()
@@ -81,7 +95,15 @@ pub fn converge(
                 .collect());
         }
         if Instant::now() >= deadline {
-            anyhow::bail!("{}", timeout_message(timeout, &pending));
+            let mut message = timeout_message(timeout, &pending);
+            for i in &stopping {
+                let _ = write!(
+                    message,
+                    "\n  {}: {} still {} (service destroyed)",
+                    i.service, i.id, i.state
+                );
+            }
+            anyhow::bail!("{message}");
         }
         std::thread::sleep(POLL);
     }

@@ -1,7 +1,9 @@
 //! Changing the desired state: a new definition replaces instances, bad input changes
 //! nothing.
 
-use super::harness::{Instance, World, expect_body, ids, line_of, spec};
+use std::time::{Duration, Instant};
+
+use super::harness::{CONVERGE, IMAGE, Instance, World, expect_body, ids, line_of, service, spec};
 
 #[test]
 fn env_change_replaces_every_instance() {
@@ -119,4 +121,111 @@ fn bad_input_changes_nothing() {
         "a refused apply leaves no service: {status:#}"
     );
     assert_unchanged(&w, &ps, seq, "the other daemon's refusal");
+}
+
+/// `kiln apply -f kiln.toml --timeout 90s`, which must succeed within `limit`: its
+/// stdout.
+fn apply_within(w: &World, limit: Duration, what: &str) -> String {
+    let spec = w.spec_path();
+    let started = Instant::now();
+    let out = w.kiln(&["apply", "-f", spec.to_str().unwrap(), "--timeout", "90s"]);
+    let took = started.elapsed();
+    eprintln!("kiln apply ({what}) took {took:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    if !out.status.success() || took > limit {
+        w.fail(&format!(
+            "kiln apply ({what}): {} after {took:?} (limit {limit:?})\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    stdout
+}
+
+#[test]
+fn two_services_change_one() {
+    let two = |web: &str| {
+        format!(
+            "{IMAGE}\n{}\n{}",
+            service("web", 2, web),
+            service("api", 2, "api-one")
+        )
+    };
+    let mut w = World::new(11);
+    w.write_spec(&two("one"));
+    w.build();
+    w.start_daemon();
+    let plan = w.apply();
+    assert!(plan.contains("create:"), "{plan}");
+    let web = w.wait_for(CONVERGE, "2 ready web", || {
+        w.service_converged_now("web", 2)
+    });
+    let api = w.wait_for(CONVERGE, "2 ready api", || {
+        w.service_converged_now("api", 2)
+    });
+    for i in &api {
+        expect_body(&i.address, "/greeting", "api-one\n").unwrap_or_else(|e| w.fail(&e));
+    }
+
+    // Only web's env changes: only web's instances are replaced, at once.
+    w.write_spec(&two("two"));
+    let plan = apply_within(&w, Duration::from_secs(30), "web's env changed");
+    assert!(plan.contains("replace:"), "{plan}");
+    for i in &api {
+        assert!(
+            !plan.lines().any(|l| l.contains(&i.id)),
+            "the plan touches the unchanged api instance {}:\n{plan}",
+            i.id
+        );
+    }
+    let web2 = w
+        .service_converged_now("web", 2)
+        .unwrap_or_else(|e| w.fail(&format!("web not converged when apply returned: {e}")));
+    let api2 = w
+        .service_converged_now("api", 2)
+        .unwrap_or_else(|e| w.fail(&format!("api not converged when apply returned: {e}")));
+    assert_eq!(ids(&api2), ids(&api), "api's instances are untouched");
+    assert!(
+        ids(&web2).is_disjoint(&ids(&web)),
+        "every web instance is new: before {:?}, now {web2:#?}",
+        ids(&web)
+    );
+    for i in &web2 {
+        expect_body(&i.address, "/greeting", "two\n").unwrap_or_else(|e| w.fail(&e));
+    }
+
+    // api leaves kiln.toml: applying destroys it and leaves web alone.
+    w.write_spec(&format!("{IMAGE}\n{}", service("web", 2, "two")));
+    let plan = apply_within(&w, Duration::from_secs(30), "api removed");
+    for i in &api {
+        assert!(
+            plan.lines()
+                .any(|l| l.contains(&i.id) && l.contains("destroy")),
+            "no `destroy` of api instance {} in the plan:\n{plan}",
+            i.id
+        );
+    }
+    let now = w.ps();
+    if now.iter().any(|i| i.service == "api") {
+        w.fail(&format!(
+            "api instances remain when apply returned:\n{plan}\nps: {now:#?}"
+        ));
+    }
+    let web3 = w
+        .converged_now(2)
+        .unwrap_or_else(|e| w.fail(&format!("not converged after api's removal: {e}")));
+    assert_eq!(ids(&web3), ids(&web2), "web's instances are untouched");
+    let status = w.status();
+    assert!(
+        w.service_status(&status, "api").is_null(),
+        "api is still a service: {status:#}"
+    );
+    w.wait_for(Duration::from_secs(10), "api's containers to go", || {
+        w.exactly(&ids(&web3))
+    });
+
+    // Nothing changed: nothing to do, and apply says so at once.
+    let plan = apply_within(&w, Duration::from_secs(5), "no change");
+    assert!(plan.contains("No changes"), "{plan}");
+    assert_eq!(ids(&w.ps()), ids(&web3), "{plan}");
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 /// The image every test runs: busybox httpd on `$PORT`, serving a copy of `/www` from a
 /// tmpfs with `$GREETING` in `/greeting`; it prints `started <instance id>` first.
-const IMAGE: &str = r#"[image.web]
+pub const IMAGE: &str = r#"[image.web]
 from = "scratch"
 cmd = ["/bin/sh", "-c", "echo started $KILN_INSTANCE; mkdir -p /tmp/www && cp -r /www/* /tmp/www/ && echo $GREETING > /tmp/www/greeting && exec httpd -f -v -p $PORT -h /tmp/www"]
 
@@ -40,18 +40,22 @@ pub const CONVERGE: Duration = Duration::from_secs(60);
 
 /// kiln.toml: the image and `[service.web]` with `replicas` and `GREETING`, probed fast.
 pub fn spec(replicas: u32, greeting: &str) -> String {
+    format!("{IMAGE}\n{}", service("web", replicas, greeting))
+}
+
+/// `[service.NAME]` running image `web` with `replicas` and `GREETING`, probed fast.
+pub fn service(name: &str, replicas: u32, greeting: &str) -> String {
     format!(
-        r#"{IMAGE}
-[service.web]
+        r#"[service.{name}]
 image = "web"
 replicas = {replicas}
 env = {{ GREETING = "{greeting}" }}
 
-[service.web.readiness]
+[service.{name}.readiness]
 http = "/healthz"
 interval = "200ms"
 
-[service.web.liveness]
+[service.{name}.liveness]
 tcp = true
 interval = "500ms"
 failure = 2
@@ -203,21 +207,30 @@ impl World {
     }
 
     pub fn build(&self) {
-        let spec = self.spec_path();
-        self.ok(&["build", "-f", spec.to_str().unwrap(), "--tag", "test"]);
+        self.build_tag("test");
     }
 
-    /// Runs `kiln --home HOME ARGS…`.
-    pub fn kiln(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .arg("--home")
+    /// `kiln build` of every image of kiln.toml, tagged `tag`.
+    pub fn build_tag(&self, tag: &str) {
+        let spec = self.spec_path();
+        self.ok(&["build", "-f", spec.to_str().unwrap(), "--tag", tag]);
+    }
+
+    /// `kiln --home HOME ARGS…`, not started, stdin from /dev/null.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        c.arg("--home")
             .arg(self.home())
             .args(args)
             .env_remove("KILN_HOME")
             .env_remove("SOURCE_DATE_EPOCH")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs `kiln --home HOME ARGS…`.
+    pub fn kiln(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
     }
 
     /// Runs kiln and returns its stdout; fails with both streams and the daemon's log.
@@ -408,6 +421,36 @@ impl World {
         })
     }
 
+    /// `Ok(instances of service)` if `service` has converged on `n` instances now
+    /// (other services may run beside it).
+    pub fn service_converged_now(&self, service: &str, n: usize) -> Result<Vec<Instance>, String> {
+        let mut ps: Vec<Instance> = self
+            .ps()
+            .into_iter()
+            .filter(|i| i.service == service)
+            .collect();
+        ps.sort_by(|a, b| a.id.cmp(&b.id));
+        let good = ps.len() == n && ps.iter().all(|i| i.ready && i.state == "running");
+        if !good {
+            return Err(format!("ps of {service}: {ps:#?}"));
+        }
+        let status = self.status();
+        let s = self.service_status(&status, service);
+        if s["converged"] != true || s["ready"] != n || s["replicas"] != n {
+            return Err(format!("status: {status:#}"));
+        }
+        Ok(ps)
+    }
+
+    /// The entry of `service` in a `kiln status --output json` document (null if none).
+    pub fn service_status(&self, status: &serde_json::Value, service: &str) -> serde_json::Value {
+        status["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["name"] == service))
+            .cloned()
+            .unwrap_or_default()
+    }
+
     /// `Ok(instances)` if `web` has converged on `n` instances now.
     pub fn converged_now(&self, n: usize) -> Result<Vec<Instance>, String> {
         let mut ps = self.ps();
@@ -451,6 +494,11 @@ impl World {
 
     /// Pids of this world's shims (`kiln __shim HOME/instances/ID`).
     pub fn shim_pids(&self) -> Vec<u32> {
+        self.shims().into_iter().map(|(pid, _)| pid).collect()
+    }
+
+    /// This world's live shims: pid and command line (NULs as spaces).
+    pub fn shims(&self) -> Vec<(u32, String)> {
         let home = self.home();
         let home = home.to_string_lossy();
         let mut pids = Vec::new();
@@ -469,11 +517,50 @@ impl World {
                 continue;
             };
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains("__shim") && cmdline.contains(home.as_ref()) {
-                pids.push(pid);
+            if cmdline.contains("__shim") && cmdline.contains(home.as_ref()) && alive(pid) {
+                pids.push((pid, cmdline));
             }
         }
         pids
+    }
+
+    /// `Ok` when runc, HOME/instances, the overlay mounts and the shims hold exactly
+    /// the instances `ids`: one container, dir, overlay root and shim each.
+    pub fn exactly(&self, ids: &BTreeSet<String>) -> Result<(), String> {
+        let instances_dir = self.home().join("instances");
+        let runc = self.runc_ids();
+        let dirs: BTreeSet<String> = fs::read_dir(&instances_dir)
+            .map_err(|e| format!("{}: {e}", instances_dir.display()))?
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        let overlays = overlay_mounts_under(&instances_dir);
+        let overlay_ids: Vec<String> = overlays
+            .iter()
+            .filter_map(|p| p.strip_prefix(&instances_dir).ok())
+            .filter_map(|p| p.components().next())
+            .map(|c| c.as_os_str().to_string_lossy().to_string())
+            .collect();
+        let shims = self.shims();
+        let mut shim_ids: Vec<String> = shims
+            .iter()
+            .filter_map(|(_, cmdline)| {
+                let dir = cmdline.split(' ').rfind(|a| !a.is_empty())?;
+                Some(Path::new(dir).file_name()?.to_string_lossy().to_string())
+            })
+            .collect();
+        shim_ids.sort();
+        let mut sorted_overlays = overlay_ids.clone();
+        sorted_overlays.sort();
+        let want: Vec<String> = ids.iter().cloned().collect();
+        if runc == *ids && dirs == *ids && sorted_overlays == want && shim_ids == want {
+            Ok(())
+        } else {
+            Err(format!(
+                "instances {ids:?}\nrunc list {runc:?}\ndirs {dirs:?}\noverlay mounts {overlays:#?}\nshims {shims:#?}"
+            ))
+        }
     }
 
     pub fn kill_shims(&self) {
@@ -562,6 +649,31 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
         .map(|p| PathBuf::from(unescape_mount(p)))
         .filter(|p| p.starts_with(dir))
         .collect()
+}
+
+/// The overlay mount points under `dir`, from /proc/self/mountinfo.
+pub fn overlay_mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter(|l| {
+            l.split_once(" - ")
+                .and_then(|(_, rest)| rest.split(' ').next())
+                .is_some_and(|fstype| fstype == "overlay")
+        })
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mount(p)))
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+/// A pseudo-random duration in `[low, high]` (from the clock's nanoseconds).
+pub fn random_between(low: Duration, high: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let span = u64::try_from((high - low).as_millis()).unwrap();
+    low + Duration::from_millis(u64::from(nanos) % (span + 1))
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space).
