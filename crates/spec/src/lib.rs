@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 pub use error::{Diagnostic, Location, SpecError};
 pub use model::{
-    Base, Check, CopyBinaryStep, CopyStep, ImageRef, ImageSpec, Probe, Resources, RunStep,
-    ServiceSpec, Signal, Spec, Step, StopSpec, Volume,
+    Analysis, Base, Check, CopyBinaryStep, CopyStep, ImageRef, ImageSpec, Pause, Probe, Resources,
+    RouteSpec, RunStep, ServiceSpec, Signal, Spec, Step, StopSpec, Strategy, StrategyKind, TlsSpec,
+    Volume,
 };
 
 use report::Report;
@@ -61,5 +62,6 @@ fn parse_in(source: &str, path: &Path, context: PathBuf) -> Result<Spec, SpecErr
         context,
         images: valid.images,
         services: valid.services,
+        routes: valid.routes,
     })
 }

@@ -3,9 +3,11 @@
 mod base;
 mod image_ref;
 mod probe;
+mod route;
 mod service;
 mod signal;
 mod step;
+mod strategy;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -13,9 +15,11 @@ use std::path::PathBuf;
 pub use base::Base;
 pub use image_ref::ImageRef;
 pub use probe::{Check, Probe};
+pub use route::{RouteSpec, TlsSpec};
 pub use service::{Resources, ServiceSpec, StopSpec, Volume};
 pub use signal::Signal;
 pub use step::{CopyBinaryStep, CopyStep, RunStep, Step};
+pub use strategy::{Analysis, Pause, Strategy, StrategyKind};
 
 use crate::error::SpecError;
 
@@ -28,6 +32,8 @@ pub struct Spec {
     pub context: PathBuf,
     pub images: BTreeMap<String, ImageSpec>,
     pub services: BTreeMap<String, ServiceSpec>,
+    /// Each route's `service` is one of `services`.
+    pub routes: BTreeMap<String, RouteSpec>,
 }
 
 impl Spec {

@@ -8,8 +8,10 @@ mod image;
 mod limits;
 mod probe;
 mod read;
+mod route;
 mod service;
 mod step;
+mod strategy;
 mod volume;
 
 use toml::de::{DeTable, DeValue};
@@ -20,19 +22,22 @@ use crate::suggest::did_you_mean;
 pub(crate) use image::RawImage;
 pub(crate) use limits::{RawResources, RawStop, Size};
 pub(crate) use probe::RawProbe;
+pub(crate) use route::{RawRoute, RawTls};
 pub(crate) use service::RawService;
 pub(crate) use step::RawStep;
+pub(crate) use strategy::{KIND_KEYS, RawAnalysis, RawStrategy};
 pub(crate) use volume::RawVolume;
 
-/// Top-level sections of kiln.toml. Adding one (`route`) means a name here,
-/// a field in [`RawSpec`] and an arm in [`read`].
-const SECTIONS: &[&str] = &["image", "service"];
+/// Top-level sections of kiln.toml. Adding one means a name here, a field in
+/// [`RawSpec`] and an arm in [`read`].
+const SECTIONS: &[&str] = &["image", "service", "route"];
 
 /// A whole kiln.toml, shape-checked.
 #[derive(Debug, Default)]
 pub(crate) struct RawSpec {
     pub images: Vec<RawImage>,
     pub services: Vec<RawService>,
+    pub routes: Vec<RawRoute>,
 }
 
 /// A value together with where its key and the value itself are in the source.
@@ -100,14 +105,28 @@ pub(crate) fn read(source: &str, report: &mut Report) -> Option<RawSpec> {
                         .hint("declare each service as a table: [service.NAME]");
                 }
             },
+            "route" => match value.get_ref() {
+                DeValue::Table(routes) => spec.routes = route::read_all(routes, report),
+                other => {
+                    report
+                        .error(
+                            &value.span(),
+                            format!(
+                                "wrong type for `route`: expected a table of routes, found {}",
+                                read::type_name(other)
+                            ),
+                        )
+                        .hint("declare each route as a table: [route.NAME]");
+                }
+            },
             name => {
                 let diagnostic =
                     report.error(&key.span(), format!("unknown top-level key `{name}`"));
                 match did_you_mean(name, SECTIONS.iter().copied()) {
                     Some(known) => diagnostic.hint(format!("did you mean `{known}`?")),
-                    None => {
-                        diagnostic.hint("kiln.toml declares [image.NAME] and [service.NAME] tables")
-                    }
+                    None => diagnostic.hint(
+                        "kiln.toml declares [image.NAME], [service.NAME] and [route.NAME] tables",
+                    ),
                 };
             }
         }

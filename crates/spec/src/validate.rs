@@ -1,23 +1,27 @@
 //! Turns the raw shape into the validated model, reporting every problem found.
 
+mod analysis;
 mod base;
 mod bounded;
 mod image;
 mod image_ref;
 mod limits;
 mod mounts;
+mod net;
 mod path;
 mod probe;
 mod quantity;
+mod route;
 mod service;
 mod step;
+mod strategy;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use crate::graph::{Dependencies, cycles};
-use crate::model::{ImageSpec, ServiceSpec};
+use crate::model::{ImageSpec, RouteSpec, ServiceSpec};
 use crate::raw::{RawImage, RawSpec, toml_key};
 use crate::report::{Report, Span};
 
@@ -38,10 +42,12 @@ pub(crate) struct Scope<'a> {
 pub(crate) struct Valid {
     pub images: BTreeMap<String, ImageSpec>,
     pub services: BTreeMap<String, ServiceSpec>,
+    pub routes: BTreeMap<String, RouteSpec>,
 }
 
-/// Validates images and services. A service's `image` is not looked up
-/// among the images: it may name an image built before, by another spec.
+/// Validates images, services and routes. A service's `image` is not looked up
+/// among the images: it may name an image built before, by another spec. A route's
+/// `service` must be a service of this spec.
 pub(crate) fn validate(raw: &RawSpec, context: &Path, report: &mut Report) -> Valid {
     let names: BTreeSet<String> = raw.images.iter().map(|i| i.name.value.clone()).collect();
     let mut images = BTreeMap::new();
@@ -63,7 +69,18 @@ pub(crate) fn validate(raw: &RawSpec, context: &Path, report: &mut Report) -> Va
         .filter_map(|raw_service| service::service(raw_service, report))
         .map(|service| (service.name.clone(), service))
         .collect();
-    Valid { images, services }
+    let service_names: BTreeSet<String> =
+        raw.services.iter().map(|s| s.name.value.clone()).collect();
+    let route_scope = route::Scope {
+        services: &service_names,
+        context,
+    };
+    let routes = route::routes(&raw.routes, &route_scope, report);
+    Valid {
+        images,
+        services,
+        routes,
+    }
 }
 
 /// Cycles through `from_image`, each reported at the header of its first image.

@@ -103,3 +103,16 @@ fn build_order_names_an_unknown_selection() {
         "kiln.toml: unknown image `tool`\n  hint: did you mean `tools`?\n  hint: images in this file: app, base, tools, zeta"
     );
 }
+
+#[test]
+fn load_resolves_certificates_against_the_canonical_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiln.toml");
+    let source = "[service.web]\nimage = \"web\"\n\n[route.web]\nlisten = \"0.0.0.0:8443\"\nservice = \"web\"\ntls = { cert = \"./certs/site.pem\", key = \"/etc/site.key\" }\n";
+    fs::write(&path, source).unwrap();
+    let spec = load(&path).unwrap();
+    let tls = spec.routes["web"].tls.as_ref().unwrap();
+    let context = dir.path().canonicalize().unwrap();
+    assert_eq!(tls.cert, context.join("certs/site.pem"));
+    assert_eq!(tls.key, Path::new("/etc/site.key"));
+}

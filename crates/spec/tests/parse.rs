@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use kiln_spec::{
-    Base, Check, CopyBinaryStep, CopyStep, ImageRef, ImageSpec, Probe, Resources, RunStep,
-    ServiceSpec, Signal, Step, StopSpec, Volume, parse,
+    Analysis, Base, Check, CopyBinaryStep, CopyStep, ImageRef, ImageSpec, Pause, Probe, Resources,
+    RouteSpec, RunStep, ServiceSpec, Signal, Step, StopSpec, Strategy, StrategyKind, TlsSpec,
+    Volume, parse,
 };
 
 const EXAMPLE: &str = r#"[image.hello]
@@ -299,6 +300,7 @@ fn full_service() {
             success: 1,
             failure: 3,
         }),
+        strategy: Strategy::default(),
         line: 2,
         image_line: 3,
     };
@@ -340,11 +342,128 @@ fn service_image_is_not_looked_up_among_images() {
 fn services_round_trip_through_serde_without_lines() {
     let spec = parse(SERVICE, Path::new("kiln.toml")).unwrap();
     let json = serde_json::to_string(&spec.services).unwrap();
-    assert!(!json.contains("line"), "{json}");
+    assert!(
+        !json.contains("\"line\"") && !json.contains("\"image_line\""),
+        "{json}"
+    );
     let back: BTreeMap<String, ServiceSpec> = serde_json::from_str(&json).unwrap();
     let mut expected = spec.services.clone();
     for service in expected.values_mut() {
         (service.line, service.image_line) = (0, 0);
     }
     assert_eq!(back, expected);
+}
+
+const ROUTES: &str = r#"[service.web]
+image = "web"
+strategy = { kind = "canary", steps = [25, 100], analysis = { max_p99_latency = "250ms" } }
+
+[route.web]
+listen = "127.0.0.1:8080"
+service = "web"
+
+[route.web-tls]
+listen = "0.0.0.0:8443"
+service = "web"
+host = "shop.example.com"
+path_prefix = "/shop"
+timeout = "1m"
+tls = { cert = "certs/site.pem", key = "/etc/site.key" }
+"#;
+
+#[test]
+fn routes_and_their_defaults() {
+    let spec = parse(ROUTES, Path::new("deploy/kiln.toml")).unwrap();
+    let web = &spec.routes["web"];
+    let expected = RouteSpec {
+        name: "web".into(),
+        listen: "127.0.0.1:8080".parse().unwrap(),
+        service: "web".into(),
+        host: None,
+        path_prefix: None,
+        timeout: Duration::from_secs(30),
+        tls: None,
+        line: 5,
+    };
+    assert_eq!(web, &expected);
+    let tls = &spec.routes["web-tls"];
+    assert_eq!(
+        (tls.host.as_deref(), tls.path_prefix.as_deref(), tls.timeout),
+        (
+            Some("shop.example.com"),
+            Some("/shop"),
+            Duration::from_secs(60)
+        )
+    );
+    assert_eq!(
+        tls.tls,
+        Some(TlsSpec {
+            cert: PathBuf::from("deploy/certs/site.pem"),
+            key: PathBuf::from("/etc/site.key"),
+        })
+    );
+}
+
+#[test]
+fn routes_round_trip_through_serde_without_lines() {
+    let spec = parse(ROUTES, Path::new("kiln.toml")).unwrap();
+    let json = serde_json::to_string(&spec.routes).unwrap();
+    assert!(!json.contains("\"line\""), "{json}");
+    let back: BTreeMap<String, RouteSpec> = serde_json::from_str(&json).unwrap();
+    let mut expected = spec.routes.clone();
+    for route in expected.values_mut() {
+        route.line = 0;
+    }
+    assert_eq!(back, expected);
+}
+
+#[test]
+fn strategy_defaults_keep_todays_behaviour() {
+    let spec = parse("[service.web]\nimage = \"web\"\n", Path::new("kiln.toml")).unwrap();
+    let strategy = &spec.services["web"].strategy;
+    assert_eq!(strategy, &Strategy::default());
+    assert_eq!(strategy.kind, StrategyKind::Rolling);
+    assert_eq!((strategy.max_surge, strategy.max_unavailable), (None, 0));
+    assert!(!strategy.analysis.has_thresholds());
+    assert!(spec.routes.is_empty());
+}
+
+#[test]
+fn strategy_fills_what_is_not_written() {
+    let spec = parse(ROUTES, Path::new("kiln.toml")).unwrap();
+    let strategy = &spec.services["web"].strategy;
+    let expected = Strategy {
+        kind: StrategyKind::Canary,
+        steps: vec![25, 100],
+        analysis: Analysis {
+            max_p99_latency: Some(Duration::from_millis(250)),
+            ..Analysis::default()
+        },
+        ..Strategy::default()
+    };
+    assert_eq!(strategy, &expected);
+    assert_eq!(strategy.pause, Pause::For(Duration::from_secs(30)));
+    assert_eq!(strategy.analysis.min_requests, 50);
+    assert!(strategy.analysis.has_thresholds());
+}
+
+#[test]
+fn strategy_kinds_serialize_as_written() {
+    let names: Vec<String> = StrategyKind::ALL
+        .iter()
+        .map(|kind| serde_json::to_string(kind).unwrap())
+        .collect();
+    assert_eq!(names, ["\"blue-green\"", "\"canary\"", "\"rolling\""]);
+    for kind in StrategyKind::ALL {
+        assert_eq!(StrategyKind::from_name(kind.name()), Some(kind));
+    }
+    assert_eq!(serde_json::to_string(&Pause::Manual).unwrap(), "\"manual\"");
+}
+
+#[test]
+fn a_route_to_a_service_that_has_problems_is_not_reported_twice() {
+    let source =
+        "[service.web]\nimage = \"Web\"\n[route.web]\nlisten = \"0.0.0.0:80\"\nservice = \"web\"\n";
+    let err = parse(source, Path::new("kiln.toml")).unwrap_err();
+    assert_eq!(err.diagnostics().len(), 1, "{err}");
 }

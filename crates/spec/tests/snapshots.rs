@@ -19,9 +19,10 @@ fn render(source: &str, must_parse: bool) -> Result<String, String> {
     match (kiln_spec::parse(source, Path::new("kiln.toml")), must_parse) {
         (Err(err), false) => Ok(format!("error: {err}\n")),
         (Ok(spec), true) => Ok(format!(
-            "images: {}\nservices: {}\n",
+            "images: {}\nservices: {}\nroutes: {}\n",
             serde_json::to_string_pretty(&spec.images).unwrap(),
-            serde_json::to_string_pretty(&spec.services).unwrap()
+            serde_json::to_string_pretty(&spec.services).unwrap(),
+            serde_json::to_string_pretty(&spec.routes).unwrap()
         )),
         (Ok(_), false) => Err("parsed without error".to_owned()),
         (Err(err), true) => Err(format!("did not parse:\nerror: {err}")),

@@ -4,12 +4,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::model::{ImageRef, Probe, Signal};
+use crate::model::{ImageRef, Probe, Signal, Strategy};
 
 /// One `[service.NAME]`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ServiceSpec {
-    /// A DNS label: 1-63 of `[a-z0-9-]`, starting with a letter, not ending with `-`.
+    /// A DNS label: 1-55 of `[a-z0-9-]`, starting with a letter, not ending with `-`.
     pub name: String,
     /// Whether the image exists is not checked here.
     pub image: ImageRef,
@@ -31,6 +31,9 @@ pub struct ServiceSpec {
     pub readiness: Option<Probe>,
     /// When it fails, the instance is replaced by a fresh one.
     pub liveness: Option<Probe>,
+    /// How a new version replaces the running one; [`Strategy::default`] without a table.
+    #[serde(default)]
+    pub strategy: Strategy,
     /// 1-based line of the service's table header.
     #[serde(skip)]
     pub line: usize,

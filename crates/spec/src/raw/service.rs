@@ -4,8 +4,8 @@ use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
 use crate::raw::read::{TableReader, type_name};
-use crate::raw::{Entry, Field, RawProbe, RawResources, RawStop, RawVolume, toml_key};
-use crate::raw::{limits, probe, volume};
+use crate::raw::{Entry, Field, RawProbe, RawResources, RawStop, RawStrategy, RawVolume, toml_key};
+use crate::raw::{limits, probe, strategy, volume};
 use crate::report::{Report, Span};
 
 const KEYS: &[&str] = &[
@@ -20,6 +20,7 @@ const KEYS: &[&str] = &[
     "volumes",
     "readiness",
     "liveness",
+    "strategy",
 ];
 
 const ALIASES: &[(&str, &str)] = &[
@@ -47,6 +48,11 @@ const ALIASES: &[(&str, &str)] = &[
     ("ready", "readiness"),
     ("liveliness", "liveness"),
     ("live", "liveness"),
+    ("rollout", "strategy"),
+    ("deploy", "strategy"),
+    ("deployment", "strategy"),
+    ("update", "strategy"),
+    ("update_strategy", "strategy"),
 ];
 
 /// One service table, shape-checked.
@@ -69,6 +75,7 @@ pub(crate) struct RawService {
     pub volumes: Vec<RawVolume>,
     pub readiness: Option<RawProbe>,
     pub liveness: Option<RawProbe>,
+    pub strategy: Option<RawStrategy>,
     /// Whether the table had unknown keys (already reported).
     pub unknown_keys: bool,
 }
@@ -165,6 +172,9 @@ fn read_one(
     let liveness = reader
         .take("liveness")
         .and_then(|v| probe::read(&v, &label, report));
+    let strategy = reader
+        .take("strategy")
+        .and_then(|v| strategy::read(&v, &label, report));
     let unknown_keys = reader.finish(report);
     RawService {
         name,
@@ -181,6 +191,7 @@ fn read_one(
         volumes,
         readiness,
         liveness,
+        strategy,
         unknown_keys,
     }
 }

@@ -1,11 +1,12 @@
 //! Parses `from`: what an image starts from.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::model::Base;
 use crate::raw::Field;
 use crate::report::Report;
 use crate::suggest::did_you_mean;
+use crate::validate::path::resolve;
 
 const FORMS: &str =
     "valid forms: \"scratch\", \"oci:PATH[:REF]\", \"docker-archive:PATH\", \"rootfs:PATH\"";
@@ -75,11 +76,6 @@ fn unknown(from: &Field<String>, report: &mut Report) {
         None => {}
     }
     diagnostic.hint(FORMS);
-}
-
-/// `path` against `context` unless absolute, without `.` components.
-fn resolve(context: &Path, path: &str) -> PathBuf {
-    context.join(path).components().collect()
 }
 
 #[cfg(test)]

@@ -1,4 +1,7 @@
-//! Lexical checks and normalization of paths: in the build context, and inside images.
+//! Lexical checks and normalization of paths: in the build context, inside images, and
+//! host files named relative to the spec.
+
+use std::path::{Path, PathBuf};
 
 /// Why a path was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +72,12 @@ pub(crate) fn image_path(path: &str) -> Result<String, PathProblem> {
         }
     }
     Ok(format!("/{}", parts.join("/")))
+}
+
+/// `path` against `context` (the spec's folder) unless absolute, without `.`
+/// components; `..` is kept. Used for host files a spec names: bases, certificates.
+pub(crate) fn resolve(context: &Path, path: &str) -> PathBuf {
+    context.join(path).components().collect()
 }
 
 fn check_common(path: &str) -> Result<(), PathProblem> {

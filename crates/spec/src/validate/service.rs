@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::model::{ImageRef, ServiceSpec};
 use crate::raw::{RawService, toml_key};
 use crate::report::Report;
-use crate::validate::{bounded, image, image_ref, limits, mounts, probe, values};
+use crate::validate::{bounded, image, image_ref, limits, mounts, probe, strategy, values};
 
 /// `None` if the service has problems, all of which are reported.
 pub(crate) fn service(raw: &RawService, report: &mut Report) -> Option<ServiceSpec> {
@@ -87,6 +87,7 @@ pub(crate) fn service(raw: &RawService, report: &mut Report) -> Option<ServiceSp
         Some(p) => probe::probe(p, Duration::from_secs(5), report).map(Some),
         None => Some(None),
     };
+    let strategy = strategy::strategy(raw.strategy.as_ref(), report);
 
     let (image, image_line) = image?;
     let service = ServiceSpec {
@@ -102,6 +103,7 @@ pub(crate) fn service(raw: &RawService, report: &mut Report) -> Option<ServiceSp
         volumes: volumes?,
         readiness: readiness?,
         liveness: liveness?,
+        strategy: strategy?,
         line: report.line(raw.header.start),
         image_line,
     };
