@@ -12,6 +12,8 @@ mod error;
 mod events;
 mod instances;
 mod meta;
+mod rollouts;
+mod routes;
 mod schema;
 
 pub use db::{Pragmas, State};

@@ -4,7 +4,7 @@ use rusqlite::{Connection, TransactionBehavior};
 
 /// `MIGRATIONS[i]` takes the schema from version `i` to `i + 1`. Append, never edit:
 /// a database at version `n` has run exactly the first `n` entries.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// The schema version this build writes.
 pub(crate) const VERSION: u32 = MIGRATIONS.len() as u32;
@@ -60,6 +60,21 @@ CREATE TABLE events (
 ) STRICT;
 CREATE INDEX events_by_service ON events (service, seq);
 CREATE INDEX events_by_instance ON events (instance, seq);
+";
+
+/// Routes (the proxy's desired tables) and rollouts in progress, each as JSON opaque to
+/// this crate.
+const V2: &str = "
+CREATE TABLE routes (
+    name       TEXT PRIMARY KEY,
+    definition TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE rollouts (
+    service    TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    updated_ms INTEGER NOT NULL
+) STRICT;
 ";
 
 /// Brings the schema up to [`VERSION`], one transaction per step. A database from a

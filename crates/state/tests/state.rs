@@ -7,5 +7,6 @@ mod state {
     mod events;
     mod instances;
     mod open;
+    mod rollouts;
     pub mod support;
 }

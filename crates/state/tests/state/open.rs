@@ -37,7 +37,7 @@ fn pragmas_are_wal_full_with_foreign_keys() {
         assert_eq!(p.synchronous, "full");
         assert!(p.foreign_keys);
         assert_eq!(p.busy_timeout_ms, 5_000);
-        assert_eq!(p.user_version, 1);
+        assert_eq!(p.user_version, 2);
     }
 }
 
