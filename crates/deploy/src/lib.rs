@@ -10,9 +10,11 @@
 //! - [`backoff`]: crash-loop backoff per service.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod analysis;
 pub mod backoff;
 pub mod health;
 pub mod plan;
+pub mod rollout;
 
 pub use backoff::Backoff;
 pub use health::{ProbeState, Thresholds};
