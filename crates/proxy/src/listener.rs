@@ -1,0 +1,113 @@
+//! Data-plane listeners: accept loops and the per-connection HTTP/1.1 + HTTP/2 server,
+//! with TLS where the table asks for it.
+
+mod activity;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::header::HeaderValue;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+
+use crate::forward::{self, Downstream};
+use activity::{Counted, Verdict, Watchdog};
+
+use crate::server::Shared;
+pub(crate) use activity::{Activity, CLIENT_IDLE_TIMEOUT};
+
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepts connections on `listen` until the listener is removed or the proxy stops.
+pub(crate) async fn accept_loop(shared: Arc<Shared>, listen: SocketAddr, listener: TcpListener) {
+    let mut stop = shared.stop.subscribe();
+    while !*stop.borrow_and_update() {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: back off rather than spin.
+                    tracing::warn!(%listen, %error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        let tls = match shared.current().listener(listen) {
+            Some(routes) => routes.tls.clone(),
+            None => continue,
+        };
+        tokio::spawn(connection(shared.clone(), listen, stream, peer, tls));
+    }
+}
+
+async fn connection(
+    shared: Arc<Shared>,
+    listen: SocketAddr,
+    stream: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+) {
+    // Best effort: a socket that refuses TCP_NODELAY still works, only slower.
+    let _ = stream.set_nodelay(true);
+    let client_ip =
+        HeaderValue::try_from(peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+    let proto = HeaderValue::from_static(if tls.is_some() { "https" } else { "http" });
+    let down = Arc::new(Downstream {
+        activity: Arc::new(Activity::default()),
+        shared: shared.clone(),
+        listen,
+        client_ip,
+        proto,
+    });
+    match tls {
+        None => serve(&shared, stream, down).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(stream)) => serve(&shared, stream, down).await,
+                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1.1 (with upgrades) or HTTP/2 (prior knowledge or ALPN) on one connection,
+/// closing it when it stops making progress, and gracefully when the proxy stops.
+async fn serve<I>(shared: &Shared, io: I, down: Arc<Downstream>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut stop = shared.stop.subscribe();
+    let activity = down.activity.clone();
+    let io = TokioIo::new(Counted::new(io, activity.clone()));
+    let service = service_fn(move |req| forward::handle(down.clone(), req));
+    let conn = shared.http.serve_connection_with_upgrades(io, service);
+    tokio::pin!(conn);
+    let mut watchdog = Watchdog::default();
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "client connection ended with an error");
+                }
+                return;
+            }
+            _ = stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                return;
+            }
+            _ = tokio::time::sleep(CLIENT_IDLE_TIMEOUT) => match watchdog.check(&activity) {
+                Verdict::Keep => {}
+                Verdict::Shutdown => conn.as_mut().graceful_shutdown(),
+                Verdict::Drop => return,
+            },
+        }
+    }
+}

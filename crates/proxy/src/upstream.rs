@@ -1,0 +1,116 @@
+//! Backend addresses: one [`Upstream`] per address with its in-flight count and its pool of
+//! keep-alive connections, kept across route tables while in use.
+
+mod pool;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::HeaderValue;
+
+pub(crate) use pool::{Failed, Lease};
+
+use crate::forward::UpBody;
+
+/// One backend address.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub(crate) address: String,
+    socket: SocketAddr,
+    /// `Host` for requests that came without one.
+    pub(crate) host: HeaderValue,
+    inflight: AtomicU64,
+    /// Idle keep-alive connections, most recently used last.
+    idle: Mutex<Vec<SendRequest<UpBody>>>,
+}
+
+impl Upstream {
+    fn new(address: &str, socket: SocketAddr) -> Upstream {
+        Upstream {
+            address: address.to_owned(),
+            socket,
+            host: HeaderValue::try_from(address).unwrap_or(HeaderValue::from_static("backend")),
+            inflight: AtomicU64::new(0),
+            idle: Mutex::default(),
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn idle_connections(&self) -> usize {
+        self.idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+
+    fn inflight(&self) -> u64 {
+        self.inflight.load(Ordering::Acquire)
+    }
+}
+
+/// Every known backend address.
+#[derive(Debug, Default)]
+pub(crate) struct Upstreams {
+    by_address: Mutex<HashMap<String, Arc<Upstream>>>,
+}
+
+impl Upstreams {
+    /// The upstream of a validated `IP:port` address, created on first use (at table
+    /// compile time).
+    pub(crate) fn get(&self, address: &str, socket: SocketAddr) -> Arc<Upstream> {
+        let mut map = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.entry(address.to_owned())
+            .or_insert_with(|| Arc::new(Upstream::new(address, socket)))
+            .clone()
+    }
+
+    /// Forgets addresses that are neither in `live` nor in use; their idle connections close.
+    pub(crate) fn prune(&self, live: &HashSet<&str>) {
+        let mut map = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.retain(|address, upstream| {
+            live.contains(address.as_str())
+                || upstream.inflight() > 0
+                || Arc::strong_count(upstream) > 1
+        });
+    }
+
+    /// Every known address with its in-flight count; an absent address has none.
+    pub(crate) fn inflight(&self) -> BTreeMap<String, u64> {
+        let map = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.iter().map(|(a, u)| (a.clone(), u.inflight())).collect()
+    }
+
+    /// Requests and upgraded connections in flight, over all addresses.
+    pub(crate) fn total_inflight(&self) -> u64 {
+        self.inflight().values().sum()
+    }
+}
+
+/// Counts one request or upgraded connection as in flight until dropped.
+#[derive(Debug)]
+pub(crate) struct InflightGuard(Arc<Upstream>);
+
+impl InflightGuard {
+    pub(crate) fn new(upstream: &Arc<Upstream>) -> Self {
+        upstream.inflight.fetch_add(1, Ordering::AcqRel);
+        Self(upstream.clone())
+    }
+}
+
+impl Drop for InflightGuard {
+    fn drop(&mut self) {
+        self.0.inflight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
