@@ -40,23 +40,28 @@ impl State {
         remove: &[String],
         events: &[NewEvent<'_>],
     ) -> Result<u64, StateError> {
-        self.put_desired_with_routes(services, remove, None, events)
+        self.put_desired_with_routes(services, remove, None, &[], events)
     }
 
     /// [`State::put_desired`], also replacing every route with `routes` (name and JSON
-    /// definition) when given, in the same transaction: a spec's services and routes
-    /// change together or not at all.
+    /// definition) when given, and setting the rollouts in `rollouts` (service and JSON
+    /// state), in the same transaction: a spec's services, routes and the rollouts they
+    /// start change together or not at all.
     pub fn put_desired_with_routes(
         &mut self,
         services: &[DesiredService],
         remove: &[String],
         routes: Option<&[(String, String)]>,
+        rollouts: &[(String, String)],
         events: &[NewEvent<'_>],
     ) -> Result<u64, StateError> {
         check_distinct(services, remove)?;
         let tx = self.write()?;
         if let Some(routes) = routes {
             crate::routes::replace(&tx, routes)?;
+        }
+        for (service, state) in rollouts {
+            crate::rollouts::upsert(&tx, service, state, events.first().map_or(0, |e| e.ts_ms))?;
         }
         let generation = meta::generation(&tx)? + 1;
         meta::set(&tx, GENERATION_KEY, &generation.to_string())?;

@@ -26,11 +26,7 @@ impl State {
         events: &[NewEvent<'_>],
     ) -> Result<(), StateError> {
         let tx = self.write()?;
-        tx.prepare_cached(
-            "INSERT INTO rollouts (service, state, updated_ms) VALUES (?1, ?2, ?3)
-             ON CONFLICT (service) DO UPDATE SET state = ?2, updated_ms = ?3",
-        )?
-        .execute(params![service, state, updated_ms])?;
+        upsert(&tx, service, state, updated_ms)?;
         for event in events {
             events::append(&tx, event)?;
         }
@@ -38,18 +34,20 @@ impl State {
         Ok(())
     }
 
-    /// Ends `service`'s rollout: removes it and, when given, sets the service's desired
-    /// definition (an aborted rollout returns the service to its stable definition),
-    /// with its events, in one transaction.
+    /// Ends `service`'s rollout: stores its final `state` (kept for `kiln rollout
+    /// status`) and, when given, sets the service's desired definition (an aborted
+    /// rollout returns the service to its stable definition), with its events, in one
+    /// transaction.
     pub fn end_rollout(
         &mut self,
         service: &str,
+        state: &str,
+        updated_ms: i64,
         desired: Option<&DesiredService>,
         events: &[NewEvent<'_>],
     ) -> Result<(), StateError> {
         let tx = self.write()?;
-        tx.prepare_cached("DELETE FROM rollouts WHERE service = ?1")?
-            .execute([service])?;
+        upsert(&tx, service, state, updated_ms)?;
         if let Some(d) = desired {
             tx.prepare_cached(
                 "UPDATE desired SET def_hash = ?2, definition = ?3, image_digest = ?4,
@@ -71,4 +69,18 @@ impl State {
         tx.commit()?;
         Ok(())
     }
+}
+
+pub(crate) fn upsert(
+    conn: &rusqlite::Connection,
+    service: &str,
+    state: &str,
+    updated_ms: i64,
+) -> rusqlite::Result<()> {
+    conn.prepare_cached(
+        "INSERT INTO rollouts (service, state, updated_ms) VALUES (?1, ?2, ?3)
+         ON CONFLICT (service) DO UPDATE SET state = ?2, updated_ms = ?3",
+    )?
+    .execute(params![service, state, updated_ms])?;
+    Ok(())
 }

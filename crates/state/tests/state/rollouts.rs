@@ -13,7 +13,7 @@ fn routes_change_with_the_desired_services_in_one_transaction() {
         ("api".to_string(), "{}".to_string()),
     ];
     state
-        .put_desired_with_routes(&[service("web", 1)], &[], Some(&routes), &[])
+        .put_desired_with_routes(&[service("web", 1)], &[], Some(&routes), &[], &[])
         .unwrap();
     let names: Vec<String> = state.routes().unwrap().into_iter().map(|r| r.0).collect();
     assert_eq!(names, ["api", "web"]);
@@ -21,13 +21,19 @@ fn routes_change_with_the_desired_services_in_one_transaction() {
     state.put_desired(&[service("web", 2)], &[], &[]).unwrap();
     assert_eq!(state.routes().unwrap().len(), 2);
     state
-        .put_desired_with_routes(&[service("web", 2)], &[], Some(&[]), &[])
+        .put_desired_with_routes(&[service("web", 2)], &[], Some(&[]), &[], &[])
         .unwrap();
     assert!(state.routes().unwrap().is_empty());
     // A conflict writes neither services nor routes.
     assert!(
         state
-            .put_desired_with_routes(&[service("x", 1), service("x", 1)], &[], Some(&routes), &[])
+            .put_desired_with_routes(
+                &[service("x", 1), service("x", 1)],
+                &[],
+                Some(&routes),
+                &[],
+                &[]
+            )
             .is_err()
     );
     assert!(state.routes().unwrap().is_empty());
@@ -56,11 +62,13 @@ fn rollouts_are_replaced_and_ended_with_the_desired_service() {
     state
         .end_rollout(
             "web",
+            "{\"aborted\":true}",
+            3,
             Some(&stable),
             &[event(3, Some("web"), "rollout.aborted")],
         )
         .unwrap();
-    assert!(state.rollouts().unwrap().is_empty());
+    assert_eq!(state.rollouts().unwrap()[0].1, "{\"aborted\":true}");
     let desired = state.desired().unwrap();
     assert_eq!(desired[0].def_hash, "sha256:stable");
     assert_eq!(desired[0].replicas, 3);
