@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod events;
 pub mod logs;
 mod plan;
+pub mod rollout;
 pub mod status;
 mod wait;
 

@@ -99,6 +99,12 @@ enum Command {
         #[arg(long, default_value = "default")]
         environment: String,
     },
+    /// Run the data plane: serve the routes the daemon pushes (it starts this itself)
+    Proxy {
+        /// Worker threads
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+    },
     /// The per-instance shim the daemon runs (internal)
     #[command(name = "__shim", hide = true)]
     Shim { dir: PathBuf },
@@ -159,6 +165,12 @@ enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Show or steer a service's rollout (started by an apply that changes a service
+    /// with a strategy)
+    Rollout {
+        #[command(subcommand)]
+        action: RolloutAction,
+    },
     /// Show a service's or an instance's logs, read from disk (works without the daemon)
     Logs {
         /// A service name (all its instances, past ones too) or an instance id
@@ -179,6 +191,26 @@ enum Command {
         #[arg(long, value_name = "N")]
         tail: Option<usize>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum RolloutAction {
+    /// Phase, step, traffic split, analysis and what it waits for
+    Status {
+        service: String,
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
+    /// Go to the next step now (ends a manual pause or the rest of a timed one)
+    Promote { service: String },
+    /// Move traffic back to the stable version, then remove the new instances
+    Abort { service: String },
+    /// Stop the clock: no step advances until `resume`
+    Pause { service: String },
+    /// Carry on after `pause`
+    Resume { service: String },
+    /// Return to the previous version the same way (traffic first, confirmed)
+    Undo { service: String },
 }
 
 fn main() -> ExitCode {
@@ -207,6 +239,7 @@ fn main() -> ExitCode {
             ports,
             environment,
         } => commands::daemon::daemon(&home, host, ports, environment),
+        Command::Proxy { workers } => commands::daemon::proxy(&home, workers),
         // The shim owns the process and its stdout: its exit code is returned as is.
         Command::Shim { dir } => return commands::daemon::shim(&dir),
         Command::Apply {
@@ -239,6 +272,24 @@ fn main() -> ExitCode {
             },
         ),
         Command::Drift { output } => commands::events::drift(&home, output),
+        Command::Rollout { action } => match action {
+            RolloutAction::Status { service, output } => {
+                commands::rollout::status(&home, &service, output)
+            }
+            RolloutAction::Promote { service } => {
+                commands::rollout::command(&home, &service, "promote")
+            }
+            RolloutAction::Abort { service } => {
+                commands::rollout::command(&home, &service, "abort")
+            }
+            RolloutAction::Pause { service } => {
+                commands::rollout::command(&home, &service, "pause")
+            }
+            RolloutAction::Resume { service } => {
+                commands::rollout::command(&home, &service, "resume")
+            }
+            RolloutAction::Undo { service } => commands::rollout::command(&home, &service, "undo"),
+        },
         Command::Logs {
             target,
             follow,

@@ -37,6 +37,37 @@ pub(crate) async fn route(
                 .map_err(ApiError::internal)??;
             to_json(&found)
         }
+        ("GET", "/rollouts") => to_json(&views::rollouts(&d, None)),
+        ("GET", rest) if rest.starts_with("/rollouts/") => {
+            let service = &rest["/rollouts/".len()..];
+            let found = views::rollouts(&d, Some(service));
+            match found.into_iter().next() {
+                Some(status) => to_json(&status),
+                None => Err(ApiError::not_found(format!(
+                    "service `{service}` has no rollout (one starts when an apply changes a service with a strategy)"
+                ))),
+            }
+        }
+        ("POST", rest) if rest.starts_with("/rollouts/") => {
+            let Some((service, verb)) = rest["/rollouts/".len()..].split_once('/') else {
+                return Err(ApiError::not_found(format!("no such path `{path}`")));
+            };
+            let (service, verb) = (service.to_string(), verb.to_string());
+            let d2 = d.clone();
+            tokio::task::spawn_blocking(move || {
+                let _serial = d2.apply_lock();
+                crate::rollouts::command(&d2, &service, &verb)
+            })
+            .await
+            .map_err(ApiError::internal)?
+            .map_err(ApiError::conflict)?;
+            let service = rest["/rollouts/".len()..]
+                .split('/')
+                .next()
+                .unwrap_or_default();
+            let found = views::rollouts(&d, Some(service));
+            to_json(&found.into_iter().next())
+        }
         ("POST", "/apply") => {
             let request: types::ApplyRequest = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid apply request: {e}")))?;

@@ -88,11 +88,15 @@ pub(crate) fn apply(
         .collect();
     let mut services: Vec<String> = new.iter().map(|n| n.name.clone()).collect();
     services.extend(removed.iter().cloned());
+    let routes = check_routes(d, &request.path, &spec)?;
+    let rollouts = start_rollouts(d, &resolved, &old, &new)?;
     commit(
         d,
         &new,
         changed,
         &removed,
+        Some(routes),
+        rollouts,
         &definitions,
         request.dry_run,
         services,
@@ -117,11 +121,22 @@ pub(crate) fn destroy(d: &Daemon, name: &str) -> Result<ApplyResponse, ApiError>
     }
     let new: Vec<DesiredService> = old.iter().filter(|s| s.name != name).cloned().collect();
     let removed = vec![name.to_string()];
+    // Its routes go with it: nothing would answer them.
+    let routes: Vec<(String, String)> = d
+        .db()
+        .routes()?
+        .into_iter()
+        .filter(|(_, json)| {
+            serde_json::from_str::<kiln_spec::RouteSpec>(json).map_or(true, |r| r.service != name)
+        })
+        .collect();
     commit(
         d,
         &new,
         Vec::new(),
         &removed,
+        Some(routes),
+        Vec::new(),
         &BTreeMap::new(),
         false,
         removed.clone(),
@@ -136,6 +151,8 @@ fn commit(
     new: &[DesiredService],
     changed: Vec<DesiredService>,
     removed: &[String],
+    routes: Option<Vec<(String, String)>>,
+    rollouts: Vec<(String, crate::rollouts::Tracked)>,
     definitions: &BTreeMap<&str, &str>,
     dry_run: bool,
     services: Vec<String>,
@@ -183,12 +200,17 @@ fn commit(
         )));
     }
     let events_after = d.db().last_event_seq()?;
-    if dry_run || (changed.is_empty() && removed.is_empty()) {
+    let routes_changed = match &routes {
+        Some(routes) => *routes != d.db().routes()?,
+        None => false,
+    };
+    if dry_run || (changed.is_empty() && removed.is_empty() && !routes_changed) {
         return Ok(ApplyResponse {
             plan,
             generation: d.db().generation()?,
             events_after,
             services,
+            rollouts: rollouts.into_iter().map(|(name, _)| name).collect(),
         });
     }
     let summary = summarize(&plan, &changed, removed);
@@ -210,6 +232,25 @@ fn commit(
         .collect();
     d.pin(images)
         .map_err(|e| ApiError::internal(format!("pin images: {e}")))?;
+    let rollout_rows: Vec<(String, String)> = rollouts
+        .iter()
+        .map(|(name, t)| serde_json::to_string(t).map(|json| (name.clone(), json)))
+        .collect::<Result<_, _>>()
+        .map_err(ApiError::internal)?;
+    let started: Vec<String> = rollouts
+        .iter()
+        .map(|(name, t)| {
+            format!(
+                "{name}: {:?} rollout to {}",
+                t.rollout.params.kind,
+                t.canary.label()
+            )
+        })
+        .collect();
+    for message in &started {
+        events.push(new_event("rollout.started", None, None, message));
+    }
+    let started_names: Vec<String> = rollouts.iter().map(|(name, _)| name.clone()).collect();
     let generation = {
         let mut db = d.db();
         for service in &changed {
@@ -217,12 +258,16 @@ fn commit(
         }
         // Every service of the new desired state is stamped with the new generation,
         // changed or not, so a client waits for exactly the services it applied.
-        db.put_desired(new, removed, &events)?
+        db.put_desired_with_routes(new, removed, routes.as_deref(), &rollout_rows, &events)?
     };
     {
         // A new definition starts with a clean slate: the old one's crash loop is not
         // held against it.
         let mut live = d.live();
+        for (name, t) in rollouts {
+            live.baselines.remove(&name);
+            live.rollouts.insert(name, t);
+        }
         for service in &changed {
             live.backoff.remove(&service.name);
             live.last_failure.remove(&service.name);
@@ -234,6 +279,7 @@ fn commit(
         generation,
         events_after,
         services,
+        rollouts: started_names,
     })
 }
 
@@ -252,4 +298,81 @@ fn summarize(plan: &Plan, changed: &[DesiredService], removed: &[String]) -> Str
         count(ChangeKind::Replace),
         count(ChangeKind::Destroy)
     )
+}
+
+/// The spec's routes as stored (name, JSON), after checking what the proxy would refuse:
+/// a listen address the proxy does not hold already must be free to bind, and TLS files
+/// must be readable. Errors name `path:LINE`.
+fn check_routes(
+    d: &Daemon,
+    path: &str,
+    spec: &kiln_spec::Spec,
+) -> Result<Vec<(String, String)>, ApiError> {
+    let held: HashSet<String> = d
+        .live()
+        .confirmed
+        .as_ref()
+        .map(|t| t.routes.iter().map(|r| r.listen.clone()).collect())
+        .unwrap_or_default();
+    let mut problems = Vec::new();
+    let mut out = Vec::new();
+    for route in spec.routes.values() {
+        let at = format!("{path}:{}: route.{}", route.line, route.name);
+        let listen = route.listen.to_string();
+        if !held.contains(&listen)
+            && let Err(e) = std::net::TcpListener::bind(route.listen)
+        {
+            problems.push(format!("{at}.listen: cannot listen on {listen}: {e}"));
+        }
+        if let Some(tls) = &route.tls {
+            for file in [&tls.cert, &tls.key] {
+                if let Err(e) = std::fs::metadata(file) {
+                    problems.push(format!("{at}.tls: {}: {e}", file.display()));
+                }
+            }
+        }
+        match serde_json::to_string(route) {
+            Ok(json) => out.push((route.name.clone(), json)),
+            Err(e) => problems.push(format!("{at}: {e}")),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(ApiError::bad_request(problems.join("\n")))
+    }
+}
+
+/// The rollouts this apply starts: services whose definition changes while an older one
+/// serves, and whose strategy asks for one.
+fn start_rollouts(
+    d: &Daemon,
+    resolved: &[Resolved],
+    old: &[DesiredService],
+    new: &[DesiredService],
+) -> Result<Vec<(String, crate::rollouts::Tracked)>, ApiError> {
+    let rows = d.db().instances()?;
+    let existing = crate::rollouts::all(d);
+    let mut out = Vec::new();
+    for r in resolved {
+        let name = &r.spec.name;
+        let (Some(before), Some(after)) = (
+            old.iter().find(|s| &s.name == name),
+            new.iter().find(|s| &s.name == name),
+        ) else {
+            continue;
+        };
+        let current = existing.get(name);
+        let stable_hash = match current {
+            Some(t) if !t.done => t.stable.def_hash.as_str(),
+            _ => before.def_hash.as_str(),
+        };
+        let serving = rows
+            .iter()
+            .any(|row| &row.service == name && row.def_hash == stable_hash);
+        if let Some(t) = crate::rollouts::start(&r.spec.strategy, before, after, current, serving) {
+            out.push((name.clone(), t));
+        }
+    }
+    Ok(out)
 }

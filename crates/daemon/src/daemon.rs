@@ -63,6 +63,34 @@ pub(crate) struct Live {
     pub waiting_noted: HashSet<String>,
     /// Per service: when a failure last counted for the backoff (unix ms).
     pub failure_counted: HashMap<String, i64>,
+    /// The route table the proxy last confirmed.
+    pub confirmed: Option<Arc<kiln_proxy::RouteTable>>,
+    /// A push to the proxy is in flight.
+    pub pushing: bool,
+    /// Pushes failed in a row (the first is recorded as an event).
+    pub push_failures: u32,
+    /// A proxy has answered since this daemon started.
+    pub proxy_known: bool,
+    /// When this daemon last started a proxy (unix ms).
+    pub proxy_spawned_ms: i64,
+    /// The routes the last pass wanted the proxy to serve.
+    pub last_wanted: Vec<kiln_proxy::Route>,
+    /// Rollouts by service (the database holds the same, this is the working copy).
+    pub rollouts: HashMap<String, crate::rollouts::Tracked>,
+    /// Metric baselines of the step each rollout analyses.
+    pub baselines: HashMap<String, crate::rollouts::Baseline>,
+}
+
+impl Live {
+    /// Whether the proxy may not serve what the last pass wanted yet: a push is in
+    /// flight, or the confirmed table differs from it.
+    pub(crate) fn table_pending(&self) -> bool {
+        self.pushing
+            || self
+                .confirmed
+                .as_ref()
+                .is_none_or(|t| t.routes != self.last_wanted)
+    }
 }
 
 /// An instance's health as far as the daemon knows.

@@ -294,6 +294,14 @@ pub(crate) fn begin_stop(d: &Arc<Daemon>, id: &str, reason: &str) {
     };
     let d = d.clone();
     tokio::spawn(async move {
+        // Traffic leaves first: a confirmed table without it, then its in-flight requests.
+        let alive = match (row.pid, row.pid_start) {
+            (Some(pid), Some(start)) => kiln_runtime::process_alive(pid, start),
+            _ => false,
+        };
+        if alive {
+            crate::traffic::drain(&d, &row, grace).await;
+        }
         let result = {
             let d = d.clone();
             let id = row.id.clone();

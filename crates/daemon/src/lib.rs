@@ -21,7 +21,9 @@ mod launch;
 mod logging;
 mod ports;
 mod reconcile;
+mod rollouts;
 mod server;
+mod traffic;
 
 use std::fs;
 use std::os::fd::AsFd;
@@ -92,6 +94,13 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             tokio::task::spawn_blocking(move || adopt::adopt(&d))
                 .await
                 .map_err(|e| DaemonError::Config(format!("adoption task failed: {e}")))??;
+        }
+        rollouts::load(&d)?;
+        // What the proxy serves now, so that stops wait for it from the first pass.
+        if let Ok(Some(table)) = kiln_proxy::client::get_table(&d.config.home) {
+            let mut live = d.live();
+            live.confirmed = Some(Arc::new(table));
+            live.proxy_known = true;
         }
         let listener = server::bind(&socket)?;
         d.event(

@@ -62,7 +62,19 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
         }
     }
     let actual = actual_instances(d, &rows);
-    let plan_input: Vec<DesiredService> = desired.iter().map(to_deploy).collect();
+    // Services in a rollout follow its targets; the plain planner handles the rest.
+    let mut weights = crate::traffic::Weights::new();
+    let (managed, rollout_actions) = crate::rollouts::step(d, &actual, &mut weights);
+    let plan_input: Vec<DesiredService> = desired
+        .iter()
+        .filter(|s| !managed.contains(&s.name))
+        .map(to_deploy)
+        .collect();
+    let plain_actual: Vec<ActualInstance> = actual
+        .iter()
+        .filter(|a| !managed.contains(&a.service))
+        .cloned()
+        .collect();
     let now = now_ms();
     let mut used: HashSet<u16> = rows.iter().map(|r| r.port).collect();
     // Stops that were interrupted (by a restart) or failed are carried on.
@@ -79,7 +91,12 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
             begin_stop(d, &row.id, &reason);
         }
     }
-    for action in reconcile(&plan_input, &actual) {
+    let actions = reconcile(&plan_input, &plain_actual)
+        .into_iter()
+        .map(|a| (a, None))
+        .chain(rollout_actions);
+    let routes = crate::traffic::routes(d);
+    for (action, version) in actions {
         match action {
             Action::Stop { id, reason, .. } => {
                 let Some(row) = rows.iter().find(|r| r.id == id) else {
@@ -103,6 +120,14 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
                 let Some(target) = desired.iter().find(|s| s.name == service) else {
                     continue;
                 };
+                // A rollout creates instances of a definition of its own choosing.
+                let mut target = target.clone();
+                if let Some(v) = version {
+                    target.def_hash = v.def_hash;
+                    target.image_digest = v.image;
+                    target.version = v.version;
+                }
+                let target = &target;
                 let ready_at = d
                     .live()
                     .backoff
@@ -134,6 +159,10 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
             }
         }
     }
+    // Rows changed by this pass (stopping, new) are re-read for the table.
+    let rows = d.db().instances()?;
+    let table = crate::traffic::desired_table(d, &routes, &rows, &weights);
+    crate::traffic::sync(d, table);
     Ok(())
 }
 

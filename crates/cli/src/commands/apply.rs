@@ -53,7 +53,21 @@ pub fn apply(
             None => writeln!(out, "Applied: {name} destroyed")?,
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // A rollout that was aborted converges too — back on the old version: say so.
+    let mut aborted = false;
+    for name in &answer.rollouts {
+        let status: kiln_daemon::api::types::RolloutStatus =
+            client.get(&format!("/v1/rollouts/{}", encode(name)))?;
+        if status.phase == "aborted" {
+            aborted = true;
+            writeln!(out, "Rollout of {name} aborted: {}", status.reason)?;
+        }
+    }
+    Ok(if aborted {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 pub fn destroy(

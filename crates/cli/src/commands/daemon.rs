@@ -1,4 +1,5 @@
-//! `kiln daemon`, and `kiln __shim`, the per-instance shim the daemon runs.
+//! `kiln daemon`, `kiln proxy` (the data plane the daemon starts), and `kiln __shim`,
+//! the per-instance shim the daemon runs.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -28,4 +29,15 @@ pub fn daemon(
 /// Runs the shim of the instance in `dir`; its exit code is the process's.
 pub fn shim(dir: &Path) -> ExitCode {
     kiln_runtime::shim_main(dir)
+}
+
+/// Runs the proxy in the foreground until SIGTERM or SIGINT.
+pub fn proxy(home: &Path, workers: usize) -> anyhow::Result<ExitCode> {
+    std::fs::create_dir_all(home)
+        .with_context(|| format!("cannot create the kiln home {}", home.display()))?;
+    kiln_proxy::run(kiln_proxy::ProxyConfig {
+        home: home.to_path_buf(),
+        workers: workers.max(1),
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

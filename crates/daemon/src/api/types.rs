@@ -41,6 +41,9 @@ pub struct ApplyResponse {
     pub events_after: i64,
     /// The services the apply touched (the ones to wait for).
     pub services: Vec<String>,
+    /// The services whose change started a rollout (see `GET /v1/rollouts/SERVICE`).
+    #[serde(default)]
+    pub rollouts: Vec<String>,
 }
 
 /// One service in `GET /v1/services` and `GET /v1/status`.
@@ -136,4 +139,33 @@ pub struct Drift {
     pub field: String,
     pub expected: String,
     pub actual: String,
+}
+
+/// One rollout in `GET /v1/rollouts[/SERVICE]` (and `kiln rollout status`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutStatus {
+    pub service: String,
+    /// `blue-green`, `canary` or `rolling`.
+    pub kind: String,
+    /// `progressing`, `paused`, `completed` or `aborted`.
+    pub phase: String,
+    /// The current step (1-based; canary steps, rolling batches).
+    pub step: usize,
+    /// The canary steps' traffic percentages (empty for other kinds).
+    pub steps: Vec<u32>,
+    /// The share of traffic (%) the rollout wants on the new version now.
+    pub weight: u32,
+    /// The version serving before the rollout, and the new one (`TAG-HASH`).
+    pub stable: String,
+    pub canary: String,
+    /// What it is waiting for, and why.
+    pub reason: String,
+    /// The last analysis verdict (`pass: …`, `fail: …`, `inconclusive: …`), if any.
+    pub analysis: Option<String>,
+    /// The rollout is over and the instances it replaced (or started) are gone.
+    pub done: bool,
+    pub is_undo: bool,
+    pub started: String,
+    /// When the current state gives up (RFC 3339), while progressing.
+    pub deadline: Option<String>,
 }

@@ -3,7 +3,7 @@
 use kiln_state::{EventFilter, InstanceState};
 
 use super::Query;
-use super::types::{DaemonStatus, EventInfo, InstanceInfo, ServiceStatus};
+use super::types::{DaemonStatus, EventInfo, InstanceInfo, RolloutStatus, ServiceStatus};
 use crate::clock::rfc3339_ms;
 use crate::daemon::Daemon;
 use crate::error::ApiError;
@@ -134,4 +134,48 @@ pub(crate) fn events(d: &Daemon, query: &Query) -> Result<Vec<EventInfo>, ApiErr
             message: e.message,
         })
         .collect())
+}
+
+pub(crate) fn rollouts(d: &Daemon, service: Option<&str>) -> Vec<RolloutStatus> {
+    let mut all: Vec<_> = crate::rollouts::all(d)
+        .into_values()
+        .filter(|t| service.is_none_or(|s| t.rollout.service == s))
+        .collect();
+    all.sort_by(|a, b| a.rollout.service.cmp(&b.rollout.service));
+    all.into_iter()
+        .map(|t| {
+            let r = &t.rollout;
+            RolloutStatus {
+                service: r.service.clone(),
+                kind: match r.params.kind {
+                    kiln_deploy::rollout::Kind::BlueGreen => "blue-green",
+                    kiln_deploy::rollout::Kind::Canary => "canary",
+                    kiln_deploy::rollout::Kind::Rolling => "rolling",
+                }
+                .to_string(),
+                phase: match r.phase {
+                    kiln_deploy::rollout::Phase::Progressing => "progressing",
+                    kiln_deploy::rollout::Phase::Paused => "paused",
+                    kiln_deploy::rollout::Phase::Completed => "completed",
+                    kiln_deploy::rollout::Phase::Aborted => "aborted",
+                }
+                .to_string(),
+                step: r.step + 1,
+                steps: if r.params.kind == kiln_deploy::rollout::Kind::Canary {
+                    r.params.steps.clone()
+                } else {
+                    Vec::new()
+                },
+                weight: r.weight,
+                stable: t.stable.label(),
+                canary: t.canary.label(),
+                reason: r.reason.clone(),
+                analysis: r.last_verdict.as_ref().map(ToString::to_string),
+                done: t.done,
+                is_undo: r.is_undo,
+                started: rfc3339_ms(r.started_ms),
+                deadline: r.deadline_ms().map(rfc3339_ms),
+            }
+        })
+        .collect()
 }
