@@ -57,7 +57,7 @@ pub(crate) struct Tracked {
     pub rollout: Rollout,
     pub stable: VersionInfo,
     pub canary: VersionInfo,
-    /// Over, and the instances it left behind are gone: kept only to be shown.
+    /// Over, and the instances it left behind are stopping or gone: kept only to be shown.
     pub done: bool,
 }
 

@@ -162,7 +162,7 @@ pub struct RolloutStatus {
     pub reason: String,
     /// The last analysis verdict (`pass: …`, `fail: …`, `inconclusive: …`), if any.
     pub analysis: Option<String>,
-    /// The rollout is over and the instances it replaced (or started) are gone.
+    /// The rollout is over: the instances it replaced (or started) are stopping or gone.
     pub done: bool,
     pub is_undo: bool,
     pub started: String,
