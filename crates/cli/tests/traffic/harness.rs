@@ -253,13 +253,20 @@ pub struct World {
     daemon: Option<Daemon>,
     daemon_env: Vec<(String, String)>,
     starts: u32,
+    /// Held for the test's life (released after cleanup): these tests put real load on
+    /// a 2-core machine and measure it, so they run one at a time.
+    _serial: std::sync::MutexGuard<'static, ()>,
 }
+
+/// See `World::_serial`.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl World {
     /// A world whose daemon hands out ports `25000 + 100 * slot` to `+ 49`; its route
     /// listens on `+ 90`. Each test uses its own slot.
     pub fn new(slot: u16) -> World {
         require(&["runc", "nsenter", "busybox", "umount"]);
+        let serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
         let first = 25000 + 100 * slot;
         World {
             dir: tempfile::Builder::new()
@@ -271,6 +278,7 @@ impl World {
             daemon: None,
             daemon_env: Vec::new(),
             starts: 0,
+            _serial: serial,
         }
     }
 
