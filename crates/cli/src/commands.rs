@@ -4,6 +4,7 @@
 
 pub mod apply;
 pub mod daemon;
+pub mod demo;
 pub mod events;
 pub mod logs;
 mod plan;

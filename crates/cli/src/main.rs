@@ -171,6 +171,13 @@ enum Command {
         #[command(subcommand)]
         action: RolloutAction,
     },
+    /// Build a small app in three versions, canary v2 under load, watch v3 rolled back
+    /// (a private daemon in a temporary directory; needs root and runc)
+    Demo {
+        /// The cleanup guard of a running demo (internal)
+        #[arg(long, hide = true, value_name = "DIR")]
+        guard: Option<PathBuf>,
+    },
     /// Show a service's or an instance's logs, read from disk (works without the daemon)
     Logs {
         /// A service name (all its instances, past ones too) or an instance id
@@ -290,6 +297,7 @@ fn main() -> ExitCode {
             }
             RolloutAction::Undo { service } => commands::rollout::command(&home, &service, "undo"),
         },
+        Command::Demo { guard } => commands::demo::demo(guard),
         Command::Logs {
             target,
             follow,

@@ -64,7 +64,7 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
     let actual = actual_instances(d, &rows);
     // Services in a rollout follow its targets; the plain planner handles the rest.
     let mut weights = crate::traffic::Weights::new();
-    let (managed, rollout_actions) = crate::rollouts::step(d, &actual, &mut weights);
+    let (managed, rollout_actions) = crate::rollouts::step(d, &desired, &actual, &mut weights);
     let plan_input: Vec<DesiredService> = desired
         .iter()
         .filter(|s| !managed.contains(&s.name))

@@ -160,6 +160,7 @@ pub(crate) fn load(d: &Daemon) -> Result<(), kiln_state::StateError> {
 /// fills `weights` for the route table.
 pub(crate) fn step(
     d: &Arc<Daemon>,
+    desired: &[DesiredService],
     actual: &[ActualInstance],
     weights: &mut Weights,
 ) -> (HashSet<String>, Vec<(Action, Option<VersionInfo>)>) {
@@ -170,6 +171,24 @@ pub(crate) fn step(
         .filter(|t| !t.done)
         .cloned()
         .collect();
+    // A service destroyed mid-rollout: the rollout ends there, and the plain planner
+    // stops its instances like any removed service's.
+    let (active, orphaned): (Vec<Tracked>, Vec<Tracked>) = active
+        .into_iter()
+        .partition(|t| desired.iter().any(|s| s.name == t.rollout.service));
+    for before in orphaned {
+        let mut after = before.clone();
+        after.done = true;
+        after.rollout.reason = format!(
+            "{}; ended: the service was destroyed",
+            before.rollout.reason
+        );
+        if persist(d, &before, &after) {
+            d.live()
+                .rollouts
+                .insert(after.rollout.service.clone(), after);
+        }
+    }
     let mut managed = HashSet::new();
     let mut actions = Vec::new();
     if active.is_empty() {
