@@ -237,8 +237,12 @@ fn commit(
         .map(|(name, t)| serde_json::to_string(t).map(|json| (name.clone(), json)))
         .collect::<Result<_, _>>()
         .map_err(ApiError::internal)?;
+    let is_start = |t: &crate::rollouts::Tracked| {
+        !t.done && t.rollout.phase != kiln_deploy::rollout::Phase::Aborted
+    };
     let started: Vec<String> = rollouts
         .iter()
+        .filter(|(_, t)| is_start(t))
         .map(|(name, t)| {
             format!(
                 "{name}: {:?} rollout to {}",
@@ -250,7 +254,11 @@ fn commit(
     for message in &started {
         events.push(new_event("rollout.started", None, None, message));
     }
-    let started_names: Vec<String> = rollouts.iter().map(|(name, _)| name.clone()).collect();
+    let started_names: Vec<String> = rollouts
+        .iter()
+        .filter(|(_, t)| is_start(t))
+        .map(|(name, _)| name.clone())
+        .collect();
     let generation = {
         let mut db = d.db();
         for service in &changed {
@@ -325,10 +333,13 @@ fn check_routes(
             problems.push(format!("{at}.listen: cannot listen on {listen}: {e}"));
         }
         if let Some(tls) = &route.tls {
-            for file in [&tls.cert, &tls.key] {
-                if let Err(e) = std::fs::metadata(file) {
-                    problems.push(format!("{at}.tls: {}: {e}", file.display()));
-                }
+            // Loaded as the proxy will: a table it refuses would hold up every stop.
+            let files = kiln_proxy::Tls {
+                cert: tls.cert.clone(),
+                key: tls.key.clone(),
+            };
+            if let Err(e) = kiln_proxy::check_tls(&files) {
+                problems.push(format!("{at}.tls: {e}"));
             }
         }
         match serde_json::to_string(route) {
@@ -372,7 +383,34 @@ fn start_rollouts(
             .any(|row| &row.service == name && row.def_hash == stable_hash);
         if let Some(t) = crate::rollouts::start(&r.spec.strategy, before, after, current, serving) {
             out.push((name.clone(), t));
+            continue;
         }
+        // No new rollout, but one in progress must not go on toward a version that is
+        // no longer wanted.
+        let Some(t) = current.filter(|t| !t.done) else {
+            continue;
+        };
+        if after.def_hash == t.canary.def_hash {
+            continue;
+        }
+        let mut ended = t.clone();
+        if after.def_hash == t.stable.def_hash {
+            // Back to the stable version: the same as `kiln rollout abort`.
+            if ended
+                .rollout
+                .command(kiln_deploy::rollout::Command::Abort, crate::clock::now_ms())
+                .is_err()
+            {
+                ended.done = true;
+            }
+        } else {
+            ended.done = true;
+            ended.rollout.reason = format!(
+                "{}; ended: replaced by a change without a rollout",
+                t.rollout.reason
+            );
+        }
+        out.push((name.clone(), ended));
     }
     Ok(out)
 }

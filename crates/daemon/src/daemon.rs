@@ -75,6 +75,12 @@ pub(crate) struct Live {
     pub proxy_spawned_ms: i64,
     /// The routes the last pass wanted the proxy to serve.
     pub last_wanted: Vec<kiln_proxy::Route>,
+    /// Tables that may be live although never confirmed: the one being pushed, one whose
+    /// push failed or timed out (the proxy may still apply it), the proxy's persisted
+    /// table while it does not answer. An address in any of them counts as routed.
+    pub maybe_live: Vec<Arc<Vec<kiln_proxy::Route>>>,
+    /// When the proxy was last asked what it serves (unix ms).
+    pub proxy_checked_ms: i64,
     /// Rollouts by service (the database holds the same, this is the working copy).
     pub rollouts: HashMap<String, crate::rollouts::Tracked>,
     /// Metric baselines of the step each rollout analyses.

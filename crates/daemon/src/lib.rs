@@ -97,10 +97,23 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         }
         rollouts::load(&d)?;
         // What the proxy serves now, so that stops wait for it from the first pass.
-        if let Ok(Some(table)) = kiln_proxy::client::get_table(&d.config.home) {
-            let mut live = d.live();
-            live.confirmed = Some(Arc::new(table));
-            live.proxy_known = true;
+        match kiln_proxy::client::get_table(&d.config.home) {
+            Ok(Some(table)) => {
+                let mut live = d.live();
+                live.confirmed = Some(Arc::new(table));
+                live.proxy_known = true;
+            }
+            Ok(None) => d.live().proxy_known = true,
+            // Not answering (yet): what it served last may come back with it.
+            Err(_) => {
+                let path = d.config.home.join("proxy").join("table.json");
+                if let Some(table) = std::fs::read(&path)
+                    .ok()
+                    .and_then(|bytes| serde_json::from_slice::<kiln_proxy::RouteTable>(&bytes).ok())
+                {
+                    d.live().maybe_live.push(Arc::new(table.routes));
+                }
+            }
         }
         let listener = server::bind(&socket)?;
         d.event(

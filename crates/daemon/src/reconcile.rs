@@ -44,12 +44,17 @@ pub(crate) async fn run(d: Arc<Daemon>) {
 
 /// One pass.
 fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
+    // Not while an apply or a rollout command runs: they change the desired state and
+    // the rollouts together, and a pass must see both before or both after.
+    let Some(_serial) = d.try_apply_lock() else {
+        return Ok(());
+    };
     let rows = d.db().instances()?;
     let desired = d.db().desired()?;
     observe(d, &rows);
     // Not while an apply runs: it pins its new images itself, and this pass's view of
     // the desired state may be older than its commit.
-    if let Some(_serial) = d.try_apply_lock() {
+    {
         let fresh_desired = d.db().desired()?;
         let fresh_rows = d.db().instances()?;
         let images = fresh_desired

@@ -194,10 +194,12 @@ pub(crate) fn step(
     if active.is_empty() {
         return (managed, actions);
     }
-    let metrics_text = kiln_proxy::client::metrics(&d.config.home).unwrap_or_default();
+    // No figures when the proxy cannot be asked: the analysis waits rather than judging
+    // a window whose baseline is unknown.
+    let metrics_text = kiln_proxy::client::metrics(&d.config.home).ok();
     for mut tracked in active {
         let service = tracked.rollout.service.clone();
-        let obs = observe(d, &tracked, actual, &metrics_text);
+        let obs = observe(d, &tracked, actual, metrics_text.as_deref());
         let before = tracked.clone();
         let targets = tracked.rollout.tick(&obs);
         let finished = tracked.rollout.is_finished()
@@ -210,12 +212,24 @@ pub(crate) fn step(
             tracked.done = true;
         }
         if tracked != before && !persist(d, &before, &tracked) {
-            // Not persisted: act on nothing new this pass.
+            // Not persisted: act on nothing new this pass, and keep traffic as it was.
+            let kept = before.rollout.targets();
+            weights.insert(
+                service.clone(),
+                (before.canary.def_hash.clone(), kept.canary_weight),
+            );
             managed.insert(service);
             continue;
         }
         if tracked.done {
+            // The pass that ends it still leaves the service alone: its desired state
+            // was read before an abort put the stable definition back.
+            weights.insert(
+                service.clone(),
+                (tracked.canary.def_hash.clone(), targets.canary_weight),
+            );
             d.live().rollouts.insert(service.clone(), tracked);
+            managed.insert(service);
             continue;
         }
         weights.insert(
@@ -230,7 +244,12 @@ pub(crate) fn step(
 }
 
 /// What the rollout of `t` sees now.
-fn observe(d: &Daemon, t: &Tracked, actual: &[ActualInstance], metrics_text: &str) -> Observation {
+fn observe(
+    d: &Daemon,
+    t: &Tracked,
+    actual: &[ActualInstance],
+    metrics_text: Option<&str>,
+) -> Observation {
     let service = &t.rollout.service;
     let count = |hash: &str, ready: bool| {
         u32::try_from(
@@ -288,8 +307,8 @@ fn confirmed_weight(d: &Daemon, t: &Tracked) -> Option<u32> {
 }
 
 /// The analysis windows since the current step began.
-fn windows(d: &Daemon, t: &Tracked, metrics_text: &str) -> (Window, Window) {
-    let Some(step_started) = t.rollout.step_started_ms else {
+fn windows(d: &Daemon, t: &Tracked, metrics_text: Option<&str>) -> (Window, Window) {
+    let (Some(step_started), Some(metrics_text)) = (t.rollout.step_started_ms, metrics_text) else {
         return (Window::default(), Window::default());
     };
     let counters = metrics::parse(metrics_text, &t.rollout.service);
@@ -356,15 +375,21 @@ fn persist(d: &Daemon, before: &Tracked, after: &Tracked) -> bool {
         .collect();
     let result = if after.done && r.phase == Phase::Aborted {
         // The stable definition becomes the desired one again.
-        let stable = d.db().desired().ok().and_then(|all| {
+        // Each lock in a statement of its own: `definition` may read the database too.
+        let all = d.db().desired();
+        let Some(definition) = d.definition(&after.stable.def_hash) else {
+            tracing::error!(
+                service,
+                "the stable definition is missing: cannot end the rollout"
+            );
+            return false;
+        };
+        let stable = all.ok().and_then(|all| {
             all.into_iter().find(|s| s.name == service).map(|mut s| {
                 s.def_hash = after.stable.def_hash.clone();
                 s.image_digest = after.stable.image.clone();
                 s.version = after.stable.version.clone();
-                s.definition = d
-                    .definition(&after.stable.def_hash)
-                    .map(|def| def.to_json())
-                    .unwrap_or_default();
+                s.definition = definition.to_json();
                 s.updated_ms = now_ms();
                 s
             })
@@ -490,6 +515,18 @@ pub(crate) fn command(d: &Daemon, service: &str, verb: &str) -> Result<Tracked, 
                 // stable set first, which is still there).
                 after.rollout.command(Command::Abort, now_ms())?;
             } else if tracked.rollout.phase == Phase::Completed {
+                let desired_hash = d
+                    .db()
+                    .desired()
+                    .map_err(|e| e.to_string())?
+                    .into_iter()
+                    .find(|s| s.name == service)
+                    .map(|s| s.def_hash);
+                if desired_hash.as_deref() != Some(tracked.canary.def_hash.as_str()) {
+                    return Err(format!(
+                        "`{service}` has changed since its last rollout: apply the version you want instead"
+                    ));
+                }
                 let rollout = Rollout::undo(
                     service,
                     tracked.rollout.params.clone(),

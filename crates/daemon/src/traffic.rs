@@ -25,6 +25,10 @@ const UNROUTE_LIMIT: Duration = Duration::from_secs(60);
 const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// A proxy that does not answer is started again no more often than this.
 const RESPAWN_EVERY_MS: i64 = 2_000;
+/// How often the proxy is asked whether it serves the confirmed table.
+const CHECK_EVERY_MS: i64 = 1_000;
+/// Unconfirmed tables remembered as possibly live (the first and the newest are kept).
+const MAYBE_LIVE_KEPT: usize = 16;
 
 /// What each service's rollout wants from traffic: the canary's definition and weight.
 pub(crate) type Weights = HashMap<String, (String, u32)>;
@@ -109,7 +113,7 @@ pub(crate) fn desired_table(
 
 /// Makes sure the proxy runs (when there are routes) and serves `wanted`.
 pub(crate) fn sync(d: &Arc<Daemon>, wanted: Vec<Route>) {
-    {
+    let check = {
         let mut live = d.live();
         live.last_wanted = wanted.clone();
         if live.pushing {
@@ -119,19 +123,48 @@ pub(crate) fn sync(d: &Arc<Daemon>, wanted: Vec<Route>) {
             Some(table) => table.routes == wanted,
             None => wanted.is_empty() && !live.proxy_known,
         };
-        if same {
+        let now = now_ms();
+        // Even when nothing changed, the proxy is asked now and then whether it still
+        // serves what it confirmed: a proxy that died or restarted empty is found.
+        let check =
+            same && live.confirmed.is_some() && now - live.proxy_checked_ms >= CHECK_EVERY_MS;
+        if same && !check {
             return;
         }
-    }
-    d.live().pushing = true;
+        live.proxy_checked_ms = now;
+        live.pushing = true;
+        if !same && live.maybe_live.last().is_none_or(|last| **last != wanted) {
+            // Until one push succeeds; a proxy refuses versions older than its own, so
+            // after a success none of these can become live any more.
+            live.maybe_live.push(Arc::new(wanted.clone()));
+            if live.maybe_live.len() > MAYBE_LIVE_KEPT {
+                live.maybe_live.remove(1);
+            }
+        }
+        check
+    };
     let d = d.clone();
     tokio::task::spawn_blocking(move || {
+        if check {
+            let verdict = verify(&d);
+            let mut live = d.live();
+            live.pushing = false;
+            if let Err(why) = verdict {
+                // Pushed again on the next pass.
+                live.confirmed = None;
+                drop(live);
+                tracing::warn!(reason = %why, "the proxy does not serve the confirmed table");
+                d.wake.notify_one();
+            }
+            return;
+        }
         let result = push(&d, wanted);
         let mut live = d.live();
         live.pushing = false;
         match result {
             Ok(table) => {
                 live.confirmed = Some(Arc::new(table));
+                live.maybe_live.clear();
                 live.push_failures = 0;
                 drop(live);
                 d.wake.notify_one();
@@ -150,12 +183,33 @@ pub(crate) fn sync(d: &Arc<Daemon>, wanted: Vec<Route>) {
     });
 }
 
+/// Whether the proxy answers and serves the confirmed table; starts it if it is gone.
+fn verify(d: &Daemon) -> Result<(), String> {
+    let confirmed = d.live().confirmed.clone();
+    match kiln_proxy::client::get_table(&d.config.home) {
+        Ok(Some(table)) if confirmed.as_deref() == Some(&table) => Ok(()),
+        Ok(other) => {
+            if let Some(table) = other {
+                d.live().maybe_live.push(Arc::new(table.routes));
+            }
+            Err("it serves another table".to_string())
+        }
+        Err(e) => {
+            ensure_running(d);
+            Err(format!("it does not answer ({e}): starting it"))
+        }
+    }
+}
+
 /// Pushes `routes` as the next table version; returns the confirmed table.
 fn push(d: &Daemon, routes: Vec<Route>) -> Result<RouteTable, String> {
     let home = &d.config.home;
     let current = match kiln_proxy::client::get_table(home) {
         Ok(table) => table,
-        Err(_) if routes.is_empty() => return Ok(RouteTable { version: 0, routes }),
+        // No routes and no proxy that ever served any: nothing to confirm.
+        Err(_) if routes.is_empty() && !home.join("proxy").join("table.json").exists() => {
+            return Ok(RouteTable { version: 0, routes });
+        }
         Err(_) => {
             ensure_running(d);
             return Err("the proxy is not answering yet (starting it)".to_string());
@@ -257,12 +311,15 @@ fn ensure_running(d: &Daemon) {
 /// request in flight to it, for at most `grace` once unrouted. An instance whose
 /// process is gone, or that was never routed, needs no wait.
 pub(crate) async fn drain(d: &Arc<Daemon>, row: &InstanceRow, grace: Duration) {
+    let has = |routes: &[Route]| {
+        routes
+            .iter()
+            .any(|r| r.backends.iter().any(|b| b.address == row.address))
+    };
     let routed = |d: &Daemon| {
-        d.live().confirmed.as_ref().is_some_and(|t| {
-            t.routes
-                .iter()
-                .any(|r| r.backends.iter().any(|b| b.address == row.address))
-        })
+        let live = d.live();
+        live.confirmed.as_ref().is_some_and(|t| has(&t.routes))
+            || live.maybe_live.iter().any(|t| has(t))
     };
     if !routed(d) {
         return;
@@ -275,9 +332,9 @@ pub(crate) async fn drain(d: &Arc<Daemon>, row: &InstanceRow, grace: Duration) {
                 "instance.unroute_timeout",
                 Some(&row.service),
                 Some(&row.id),
-                "the proxy confirmed no table without this instance in 60 s: stopping it anyway",
+                "the proxy confirmed no table without this instance in 60 s: draining it anyway",
             );
-            return;
+            break;
         }
         tokio::time::sleep(DRAIN_POLL).await;
     }

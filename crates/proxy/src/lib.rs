@@ -44,6 +44,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 pub use error::{ErrorSource, ProxyError};
 pub use table::{Backend, Group, Route, RouteTable, Tls};
+pub use tls::check as check_tls;
 
 /// How long a stopping proxy waits for requests and upgraded connections in flight.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);

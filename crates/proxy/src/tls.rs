@@ -8,6 +8,12 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::{ProxyError, Tls};
 
+/// Whether `tls` can serve: the files parse and the key matches, exactly as the proxy
+/// will load them. The control plane checks a spec with it before accepting it.
+pub fn check(tls: &Tls) -> Result<(), ProxyError> {
+    acceptor(tls).map(drop)
+}
+
 /// Reads the certificate chain and key and builds an acceptor.
 pub(crate) fn acceptor(tls: &Tls) -> Result<TlsAcceptor, ProxyError> {
     let cert_error = |message: String| ProxyError::Tls {
