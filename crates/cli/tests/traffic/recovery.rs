@@ -62,3 +62,33 @@ fn daemon_sigkill_during_canary_step() {
     w.check(status.weight == 100, || format!("{status:#?}"));
     w.expect_clean_load(&report, 200.0);
 }
+
+/// The daemon supervises the proxy: a SIGKILLed proxy is started again and serves the
+/// last confirmed table (persisted by the proxy), without any change being applied.
+#[test]
+fn killed_proxy_is_restarted_and_serves_again() {
+    let w = World::deployed(9, &[], Spec::new);
+    let before = w.proxy_pids();
+    w.check(before.len() == 1, || {
+        format!("one proxy expected, found {before:?}")
+    });
+    super::harness::signal(before[0], rustix::process::Signal::KILL);
+    let killed = Instant::now();
+    w.wait_for(Duration::from_secs(10), "a new proxy", || {
+        let now = w.proxy_pids();
+        if now.len() == 1 && now != before {
+            Ok(())
+        } else {
+            Err(format!("proxies: {now:?}"))
+        }
+    });
+    w.wait_serving("v1", Duration::from_secs(10));
+    let back = killed.elapsed();
+    w.check(back < Duration::from_secs(6), || {
+        format!("the route served again only after {back:?}")
+    });
+    let events = w.events();
+    w.check(events.iter().any(|e| e.kind == "proxy.started"), || {
+        format!("no proxy.started event:\n{}", render_events(&events))
+    });
+}
