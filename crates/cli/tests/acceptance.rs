@@ -3,6 +3,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/host.rs"]
+mod host;
+
 mod acceptance {
     mod build;
     mod export;

@@ -4,6 +4,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/host.rs"]
+mod host;
+#[path = "support/world.rs"]
+mod world;
+
 mod instances {
     mod changes;
     pub mod harness;

@@ -7,6 +7,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/host.rs"]
+mod host;
+#[path = "support/world.rs"]
+mod world;
+
 mod traffic {
     mod analysis;
     mod bluegreen;

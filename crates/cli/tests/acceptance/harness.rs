@@ -5,30 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Panics with what to install when a tool is missing or we are not root.
-pub fn require(tools: &[&str]) {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "these tests need root (runc, overlay mounts): run scripts/test as root"
-    );
-    for t in tools {
-        let found = Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(found, "{t} not found: apt-get install -y {}", package_of(t));
-    }
-}
-
-fn package_of(tool: &str) -> &str {
-    match tool {
-        "busybox" => "busybox-static",
-        "cc" => "gcc",
-        other => other,
-    }
-}
+pub use crate::host::{busybox_path, require};
 
 /// A test's private world: a context dir and a KILN_HOME, removed on drop.
 pub struct World {
@@ -89,15 +66,6 @@ impl World {
             .output()
             .unwrap()
     }
-}
-
-pub fn busybox_path() -> PathBuf {
-    for p in ["/bin/busybox", "/usr/bin/busybox"] {
-        if Path::new(p).exists() {
-            return PathBuf::from(p);
-        }
-    }
-    panic!("busybox not found: apt-get install -y busybox-static");
 }
 
 /// Runs a kiln command and returns its stdout, failing with both streams otherwise.
