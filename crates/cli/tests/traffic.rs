@@ -20,4 +20,5 @@ mod traffic {
     pub mod harness;
     pub mod load;
     mod recovery;
+    mod undo;
 }

@@ -191,6 +191,7 @@ pub struct Rollout {
     #[allow(dead_code)]
     pub analysis: Option<String>,
     pub done: bool,
+    pub is_undo: bool,
 }
 
 /// A test's private world: a context dir with the busybox image, a KILN_HOME, a port
