@@ -244,5 +244,5 @@ k, n, h = rows["kiln proxy"], rows["nginx (anchor)"], rows["haproxy"]
 print(f"  kiln/nginx req/s   {k[0] / n[0]:5.2f}x   (target >= 1.00x)")
 print(f"  kiln/nginx p99     {k[2] / n[2]:5.2f}x   (target <= 1.00x)")
 print(f"  kiln/haproxy req/s {k[0] / h[0]:5.2f}x, p99 {k[2] / h[2]:5.2f}x")
-print("blue/green switch time: not measured yet (rollouts not integrated)")
+print("blue/green switch time: measured by bench/switch.sh")
 PY
