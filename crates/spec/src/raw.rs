@@ -146,3 +146,38 @@ pub(crate) fn toml_key(name: &str) -> String {
         format!("{name:?}")
     }
 }
+
+/// Reads every entry of a section of named tables (`[image.NAME]`, `[service.NAME]`,
+/// `[route.NAME]`) with `read_one`; an entry that is not a table is reported (as a
+/// `section` such as "image") and skipped.
+pub(crate) fn read_named<T>(
+    section: &str,
+    entries: &DeTable<'_>,
+    report: &mut Report,
+    mut read_one: impl FnMut(Field<String>, Span, &DeTable<'_>, &mut Report) -> T,
+) -> Vec<T> {
+    let mut read = Vec::with_capacity(entries.len());
+    for (key, value) in entries.iter() {
+        let name = Field {
+            key: key.span(),
+            span: key.span(),
+            value: key.get_ref().to_string(),
+        };
+        match value.get_ref() {
+            DeValue::Table(table) => read.push(read_one(name, value.span(), table, report)),
+            other => {
+                let label = format!("{section}.{}", toml_key(&name.value));
+                report
+                    .error(
+                        &value.span(),
+                        format!(
+                            "wrong type for `{label}`: expected a table, found {}",
+                            read::type_name(other)
+                        ),
+                    )
+                    .hint(format!("declare the {section} as a table: [{label}]"));
+            }
+        }
+    }
+    read
+}

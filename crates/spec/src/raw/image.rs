@@ -1,9 +1,9 @@
 //! Reads the `[image.NAME]` tables.
 
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
-use crate::raw::read::{TableReader, type_name};
+use crate::raw::read::TableReader;
 use crate::raw::{Entry, Field, RawStep, step, toml_key};
 use crate::report::{Report, Span};
 
@@ -51,33 +51,7 @@ pub(crate) struct RawImage {
 
 /// Reads every entry of `[image]`; entries that are not tables are reported and skipped.
 pub(crate) fn read_all(images: &DeTable<'_>, report: &mut Report) -> Vec<RawImage> {
-    let mut read = Vec::with_capacity(images.len());
-    for (key, value) in images.iter() {
-        let name = Field {
-            key: key.span(),
-            span: key.span(),
-            value: key.get_ref().to_string(),
-        };
-        match value.get_ref() {
-            DeValue::Table(table) => read.push(read_one(name, value.span(), table, report)),
-            other => {
-                report
-                    .error(
-                        &value.span(),
-                        format!(
-                            "wrong type for `image.{}`: expected a table, found {}",
-                            toml_key(&name.value),
-                            type_name(other)
-                        ),
-                    )
-                    .hint(format!(
-                        "declare the image as a table: [image.{}]",
-                        toml_key(&name.value)
-                    ));
-            }
-        }
-    }
-    read
+    super::read_named("image", images, report, read_one)
 }
 
 fn read_one(

@@ -2,7 +2,7 @@
 
 use toml::de::{DeTable, DeValue};
 
-use crate::raw::read::{TableReader, Value, type_name};
+use crate::raw::read::{TableReader, Value};
 use crate::raw::{Field, toml_key};
 use crate::report::{Report, Span};
 
@@ -80,30 +80,7 @@ pub(crate) struct RawTls {
 
 /// Reads every entry of `[route]`; entries that are not tables are reported and skipped.
 pub(crate) fn read_all(routes: &DeTable<'_>, report: &mut Report) -> Vec<RawRoute> {
-    let mut read = Vec::with_capacity(routes.len());
-    for (key, value) in routes.iter() {
-        let name = Field {
-            key: key.span(),
-            span: key.span(),
-            value: key.get_ref().to_string(),
-        };
-        match value.get_ref() {
-            DeValue::Table(table) => read.push(read_one(name, value.span(), table, report)),
-            other => {
-                let label = format!("route.{}", toml_key(&name.value));
-                report
-                    .error(
-                        &value.span(),
-                        format!(
-                            "wrong type for `{label}`: expected a table, found {}",
-                            type_name(other)
-                        ),
-                    )
-                    .hint(format!("declare the route as a table: [{label}]"));
-            }
-        }
-    }
-    read
+    super::read_named("route", routes, report, read_one)
 }
 
 fn read_one(

@@ -1,9 +1,9 @@
 //! Reads the `[service.NAME]` tables.
 
 use toml::Spanned;
-use toml::de::{DeTable, DeValue};
+use toml::de::DeTable;
 
-use crate::raw::read::{TableReader, type_name};
+use crate::raw::read::TableReader;
 use crate::raw::{Entry, Field, RawProbe, RawResources, RawStop, RawStrategy, RawVolume, toml_key};
 use crate::raw::{limits, probe, strategy, volume};
 use crate::report::{Report, Span};
@@ -88,30 +88,7 @@ impl RawService {
 
 /// Reads every entry of `[service]`; entries that are not tables are reported and skipped.
 pub(crate) fn read_all(services: &DeTable<'_>, report: &mut Report) -> Vec<RawService> {
-    let mut read = Vec::with_capacity(services.len());
-    for (key, value) in services.iter() {
-        let name = Field {
-            key: key.span(),
-            span: key.span(),
-            value: key.get_ref().to_string(),
-        };
-        match value.get_ref() {
-            DeValue::Table(table) => read.push(read_one(name, value.span(), table, report)),
-            other => {
-                let label = format!("service.{}", toml_key(&name.value));
-                report
-                    .error(
-                        &value.span(),
-                        format!(
-                            "wrong type for `{label}`: expected a table, found {}",
-                            type_name(other)
-                        ),
-                    )
-                    .hint(format!("declare the service as a table: [{label}]"));
-            }
-        }
-    }
-    read
+    super::read_named("service", services, report, read_one)
 }
 
 fn read_one(
