@@ -52,24 +52,22 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
     let rows = d.db().instances()?;
     let desired = d.db().desired()?;
     observe(d, &rows);
-    // Not while an apply runs: it pins its new images itself, and this pass's view of
-    // the desired state may be older than its commit.
-    {
-        let fresh_desired = d.db().desired()?;
-        let fresh_rows = d.db().instances()?;
-        let images = fresh_desired
-            .iter()
-            .map(|s| s.image_digest.clone())
-            .chain(fresh_rows.iter().map(|r| r.image_digest.clone()))
-            .collect();
-        if let Err(e) = d.pin(images) {
-            tracing::warn!(error = %e, "cannot update the store's pins");
-        }
+    // The pass holds the apply lock, so `desired` and `rows` are current: pin what they
+    // name (an apply pins its new images itself before committing).
+    let images = desired
+        .iter()
+        .map(|s| s.image_digest.clone())
+        .chain(rows.iter().map(|r| r.image_digest.clone()))
+        .collect();
+    if let Err(e) = d.pin(images) {
+        tracing::warn!(error = %e, "cannot update the store's pins");
     }
     let actual = actual_instances(d, &rows);
     // Services in a rollout follow its targets; the plain planner handles the rest.
     let mut weights = crate::traffic::Weights::new();
-    let (managed, rollout_actions) = crate::rollouts::step(d, &desired, &actual, &mut weights);
+    let routes = crate::traffic::routes(d);
+    let (managed, rollout_actions) =
+        crate::rollouts::step(d, &desired, &routes, &actual, &mut weights);
     let plan_input: Vec<DesiredService> = desired
         .iter()
         .filter(|s| !managed.contains(&s.name))
@@ -100,7 +98,6 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
         .into_iter()
         .map(|a| (a, None))
         .chain(rollout_actions);
-    let routes = crate::traffic::routes(d);
     for (action, version) in actions {
         match action {
             Action::Stop { id, reason, .. } => {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use kiln_deploy::analysis::{Thresholds, Window};
 use kiln_deploy::plan::{Action, ActualInstance, Phase as InstancePhase};
 use kiln_deploy::rollout::{Command, Kind, Observation, Params, Phase, Rollout, Targets};
-use kiln_spec::{Pause, Strategy, StrategyKind};
+use kiln_spec::{Pause, RouteSpec, Strategy, StrategyKind};
 use kiln_state::DesiredService;
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +161,7 @@ pub(crate) fn load(d: &Daemon) -> Result<(), kiln_state::StateError> {
 pub(crate) fn step(
     d: &Arc<Daemon>,
     desired: &[DesiredService],
+    routes: &[RouteSpec],
     actual: &[ActualInstance],
     weights: &mut Weights,
 ) -> (HashSet<String>, Vec<(Action, Option<VersionInfo>)>) {
@@ -199,7 +200,7 @@ pub(crate) fn step(
     let metrics_text = kiln_proxy::client::metrics(&d.config.home).ok();
     for mut tracked in active {
         let service = tracked.rollout.service.clone();
-        let obs = observe(d, &tracked, actual, metrics_text.as_deref());
+        let obs = observe(d, &tracked, routes, actual, metrics_text.as_deref());
         let before = tracked.clone();
         let targets = tracked.rollout.tick(&obs);
         let finished = tracked.rollout.is_finished()
@@ -247,6 +248,7 @@ pub(crate) fn step(
 fn observe(
     d: &Daemon,
     t: &Tracked,
+    routes: &[RouteSpec],
     actual: &[ActualInstance],
     metrics_text: Option<&str>,
 ) -> Observation {
@@ -277,7 +279,7 @@ fn observe(
         canary_ready: count(&t.canary.def_hash, true),
         stable_running: count(&t.stable.def_hash, false),
         canary_running: count(&t.canary.def_hash, false),
-        confirmed_weight: confirmed_weight(d, t),
+        confirmed_weight: confirmed_weight(d, t, routes),
         canary_window,
         stable_window,
         canary_failed,
@@ -287,10 +289,8 @@ fn observe(
 /// The canary weight of the newest table the proxy confirmed for the service, or
 /// `None` while a newer table is on its way. A service no route serves has no traffic
 /// to move: its wanted weight counts as confirmed.
-fn confirmed_weight(d: &Daemon, t: &Tracked) -> Option<u32> {
-    let routed = crate::traffic::routes(d)
-        .iter()
-        .any(|r| r.service == t.rollout.service);
+fn confirmed_weight(d: &Daemon, t: &Tracked, routes: &[RouteSpec]) -> Option<u32> {
+    let routed = routes.iter().any(|r| r.service == t.rollout.service);
     if !routed {
         return Some(t.rollout.weight);
     }
