@@ -15,6 +15,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup
+. bench/lib.sh
 install_packages jq curl python3
 cargo build --release --locked -p kiln >&2
 KILN="$PWD/target/release/kiln"
@@ -59,27 +60,7 @@ cleanup() {
             runc --root "$KILN_HOME/runc-instances" delete -f "$id" >/dev/null 2>&1
         done
     fi
-    # Processes still running from our temp dir (kiln shims, httpd): ours, by pid.
-    for p in /proc/[0-9]*; do
-        pid=${p#/proc/}
-        [ "$pid" = "$$" ] && continue
-        cmd=$(tr '\0' ' ' 2>/dev/null < "$p/cmdline")
-        if [[ "$cmd" == *"$work"* ]]; then
-            log "left over: pid $pid $cmd"
-            kill "$pid" 2>/dev/null
-        fi
-    done
-    # Mounts under the temp dir, deepest first; never rm -rf through a mount.
-    for _ in 1 2 3; do
-        mounts=$(awk -v w="$work" 'index($2, w) == 1 {print $2}' /proc/mounts | sort -r)
-        [ -z "$mounts" ] && break
-        for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null; done
-    done
-    if awk -v w="$work" 'index($2, w) == 1 {found=1} END {exit !found}' /proc/mounts; then
-        log "mounts remain under $work; not removing it"
-    else
-        rm -rf "$work"
-    fi
+    sweep_work "$work"
 }
 trap cleanup EXIT
 trap "exit 130" INT TERM HUP
