@@ -1,9 +1,9 @@
-//! The request path: route, pick a backend, forward with headers fixed up, retry only what
-//! never reached a backend, stream the answer back.
+//! The HTTP/2 request path (hyper): route, pick a backend, forward with headers fixed up,
+//! retry only what never reached a backend, stream the answer back. HTTP/1.1 clients are
+//! served by `http1.rs`, which shares the routing and the attempts defined here.
 
 mod body;
 mod headers;
-mod upgrade;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -11,10 +11,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, HOST, HeaderValue, UPGRADE};
+use hyper::header::{HOST, HeaderValue};
 use hyper::http::request::Parts;
 use hyper::http::uri::PathAndQuery;
-use hyper::upgrade::OnUpgrade;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 
 pub(crate) use body::{ProxyBody, UpBody};
@@ -26,7 +25,7 @@ use crate::server::Shared;
 use crate::upstream::{Failed, InflightGuard, Lease};
 
 /// At most this many other backends are tried after a connect failure.
-const MAX_RETRIES: usize = 2;
+pub(crate) const MAX_RETRIES: usize = 2;
 
 /// One client connection: where it came in and from whom.
 #[derive(Debug)]
@@ -83,13 +82,13 @@ async fn forward(down: &Downstream, req: Request<Incoming>) -> Response<ProxyBod
         Picked::Backend(attempt) => attempt,
     };
     let (mut parts, body) = req.into_parts();
-    let upgrade = prepare(down, &mut parts, &attempt);
+    prepare(down, &mut parts, &attempt);
     let mut request = Request::from_parts(parts, UpBody::new(body));
     let mut tried: Vec<Arc<BackendRef>> = Vec::new();
     loop {
         let started = Instant::now();
         let failed = match send(request, &attempt).await {
-            Ok((response, lease)) => return respond(response, lease, attempt, started, upgrade),
+            Ok((response, lease)) => return respond(response, lease, attempt, started),
             Err(failed) => failed,
         };
         attempt.backend.metrics.connection_error();
@@ -117,14 +116,10 @@ async fn forward(down: &Downstream, req: Request<Incoming>) -> Response<ProxyBod
 }
 
 /// Turns the client's request into the backend's: origin-form URI, HTTP/1.1, `Host`,
-/// hop-by-hop headers stripped, X-Forwarded-* set. Returns the requested upgrade, if any.
-fn prepare(
-    down: &Downstream,
-    parts: &mut Parts,
-    attempt: &Attempt,
-) -> Option<(HeaderValue, OnUpgrade)> {
+/// hop-by-hop headers stripped, X-Forwarded-* set.
+fn prepare(down: &Downstream, parts: &mut Parts, attempt: &Attempt) {
     let headers = &mut parts.headers;
-    let protocol = headers::strip_hop_by_hop(headers).filter(|_| parts.version == Version::HTTP_11);
+    headers::strip_hop_by_hop(headers);
     let host = match headers.get(HOST) {
         Some(host) => Some(host.clone()),
         None => {
@@ -140,10 +135,6 @@ fn prepare(
         }
     };
     headers::add_forwarded(headers, &down.client_ip, down.proto.clone(), host);
-    if let Some(protocol) = &protocol {
-        headers.insert(CONNECTION, headers::UPGRADE_TOKEN);
-        headers.insert(UPGRADE, protocol.clone());
-    }
     if parts.uri.scheme().is_some() || parts.uri.authority().is_some() {
         let path = parts
             .uri
@@ -153,9 +144,7 @@ fn prepare(
         parts.uri = Uri::from(path);
     }
     parts.version = Version::HTTP_11;
-    let on_upgrade = parts.extensions.remove::<OnUpgrade>();
     parts.extensions.clear();
-    protocol.zip(on_upgrade)
 }
 
 async fn send(
@@ -187,19 +176,14 @@ fn respond(
     lease: Lease,
     attempt: Attempt,
     started: Instant,
-    upgrade: Option<(HeaderValue, OnUpgrade)>,
 ) -> Response<ProxyBody> {
     attempt
         .backend
         .metrics
         .response(response.status().as_u16(), started.elapsed());
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        return match upgrade {
-            Some((protocol, client)) => {
-                upgrade::splice(response, protocol, client, lease, attempt.guard)
-            }
-            None => answer(StatusCode::BAD_GATEWAY, "kiln proxy: unexpected upgrade\n"),
-        };
+        // Never asked for: upgrades are not forwarded over HTTP/2.
+        return answer(StatusCode::BAD_GATEWAY, "kiln proxy: unexpected upgrade\n");
     }
     let (mut parts, body) = response.into_parts();
     headers::strip_hop_by_hop(&mut parts.headers);

@@ -25,6 +25,7 @@ pub mod client;
 mod control;
 mod error;
 mod forward;
+mod http1;
 mod listener;
 pub mod metrics;
 mod persist;

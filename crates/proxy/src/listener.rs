@@ -1,7 +1,8 @@
-//! Data-plane listeners: accept loops and the per-connection HTTP/1.1 + HTTP/2 server,
+//! Data-plane listeners: accept loops and the per-connection HTTP/1.1 or HTTP/2 server,
 //! with TLS where the table asks for it.
 
 mod activity;
+mod rewind;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 
 use crate::forward::{self, Downstream};
+use crate::http1::{self, End};
 use activity::{Counted, Verdict, Watchdog};
+use rewind::Rewind;
 
 use crate::server::Shared;
 pub(crate) use activity::{Activity, CLIENT_IDLE_TIMEOUT};
@@ -58,36 +61,90 @@ async fn connection(
     let client_ip =
         HeaderValue::try_from(peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"));
     let proto = HeaderValue::from_static(if tls.is_some() { "https" } else { "http" });
+    let activity = Arc::new(Activity::default());
     let down = Arc::new(Downstream {
-        activity: Arc::new(Activity::default()),
+        activity: activity.clone(),
         shared: shared.clone(),
         listen,
         client_ip,
         proto,
     });
-    match tls {
-        None => serve(&shared, stream, down).await,
-        Some(acceptor) => {
-            match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => serve(&shared, stream, down).await,
-                Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+    let Some(acceptor) = tls else {
+        return serve_http1(&shared, Counted::new(stream, activity), down, true).await;
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => {
+            let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
+            let io = Counted::new(stream, activity);
+            if h2 {
+                serve_http2(&shared, io, down).await;
+            } else {
+                serve_http1(&shared, io, down, false).await;
             }
         }
+        Ok(Err(error)) => tracing::debug!(%peer, %error, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 
-/// Serves HTTP/1.1 (with upgrades) or HTTP/2 (prior knowledge or ALPN) on one connection,
-/// closing it when it stops making progress, and gracefully when the proxy stops.
-async fn serve<I>(shared: &Shared, io: I, down: Arc<Downstream>)
+/// Serves HTTP/1.1 with the proxy's own engine, closing the connection when it stops
+/// making progress, and after the exchange in progress when the proxy stops. With
+/// `sniff`, a client that opens with the HTTP/2 preface is served HTTP/2 instead.
+async fn serve_http1<I>(shared: &Shared, io: Counted<I>, down: Arc<Downstream>, sniff: bool)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let mut stop = shared.stop.subscribe();
+    if *stop.borrow_and_update() {
+        return;
+    }
     let activity = down.activity.clone();
-    let io = TokioIo::new(Counted::new(io, activity.clone()));
+    let conn = http1::Connection::new(io, down.clone()).run(sniff);
+    tokio::pin!(conn);
+    let mut watchdog = Watchdog::default();
+    let mut stopping = false;
+    loop {
+        tokio::select! {
+            end = conn.as_mut() => {
+                if let (End::Http2(io, read), false) = (end, stopping) {
+                    serve_http2(shared, Rewind::new(read, io), down).await;
+                }
+                return;
+            }
+            _ = stop.changed(), if !stopping => {
+                stopping = true;
+                activity.close();
+                if activity.is_quiet() {
+                    return;
+                }
+            }
+            _ = tokio::time::sleep(CLIENT_IDLE_TIMEOUT) => match watchdog.check(&activity) {
+                Verdict::Keep => {}
+                Verdict::Shutdown => {
+                    activity.close();
+                    if activity.is_quiet() {
+                        return;
+                    }
+                }
+                Verdict::Drop => return,
+            },
+        }
+    }
+}
+
+/// Serves HTTP/2 with hyper, closing the connection when it stops making progress, and
+/// gracefully when the proxy stops.
+async fn serve_http2<I>(shared: &Shared, io: I, down: Arc<Downstream>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut stop = shared.stop.subscribe();
+    if *stop.borrow_and_update() {
+        return;
+    }
+    let activity = down.activity.clone();
     let service = service_fn(move |req| forward::handle(down.clone(), req));
-    let conn = shared.http.serve_connection_with_upgrades(io, service);
+    let conn = shared.http2.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);
     let mut watchdog = Watchdog::default();
     loop {

@@ -8,8 +8,9 @@
 //! connect failure retried on another backend counts as a connection error of the first
 //! backend's version (its instance did fail) and as a request of each version tried. The
 //! 502/504 answers the proxy makes itself are not in `responses_total`: they are the
-//! connection errors. An upgrade (101) counts as 2xx. Latency is the time until the
-//! backend's response headers arrived.
+//! connection errors. An upgrade (101) counts as 2xx. A client that goes away while its
+//! request body is still being sent counts as 4xx (nginx's 499), without a latency
+//! observation. Latency is the time until the backend's response headers arrived.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -67,6 +68,12 @@ impl VersionMetrics {
             .unwrap_or(11);
         self.buckets[slot].fetch_add(1, Relaxed);
         self.sum_micros.fetch_add(micros, Relaxed);
+    }
+
+    /// A client that went away before its request was complete: counted with the 4xx
+    /// answers (nginx logs these as 499), not in the latency histogram.
+    pub(crate) fn client_gone(&self) {
+        self.responses[2].fetch_add(1, Relaxed);
     }
 
     pub(crate) fn connection_error(&self) {

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
+use hyper::server::conn::http2;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
-use hyper_util::server::conn::auto;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinHandle;
 
@@ -42,7 +42,8 @@ impl Paths {
 #[derive(Debug)]
 pub(crate) struct Shared {
     table: RwLock<Arc<Table>>,
-    pub(crate) http: auto::Builder<TokioExecutor>,
+    /// HTTP/2 front end (HTTP/1.1 is the proxy's own engine, `http1.rs`).
+    pub(crate) http2: http2::Builder<TokioExecutor>,
     pub(crate) metrics: Metrics,
     pub(crate) upstreams: Upstreams,
     /// Set to true once when the proxy stops.
@@ -84,6 +85,7 @@ impl Server {
             }
         };
         let control = tokio::spawn(control::serve(shared.clone(), socket));
+        tokio::spawn(sweep(shared.clone()));
         Ok(Server { shared, control })
     }
 
@@ -101,18 +103,25 @@ impl Server {
     }
 }
 
+/// Every few seconds, drops idle backend connections that are closed or too old.
+async fn sweep(shared: Arc<Shared>) {
+    const EVERY: Duration = Duration::from_secs(5);
+    let mut stop = shared.stop.subscribe();
+    while !*stop.borrow_and_update() {
+        tokio::select! {
+            _ = tokio::time::sleep(EVERY) => shared.upstreams.sweep_idle(),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 impl Shared {
     fn new(paths: Paths) -> Shared {
-        let mut http = auto::Builder::new(TokioExecutor::new());
-        // Slow or idle clients are handled per connection (listener::activity), not with
-        // hyper's header read timer, which costs a timer per request.
-        http.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(None);
-        http.http2().timer(TokioTimer::new());
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        http2.timer(TokioTimer::new());
         Shared {
             table: RwLock::default(),
-            http,
+            http2,
             metrics: Metrics::default(),
             upstreams: Upstreams::default(),
             stop: watch::Sender::new(false),

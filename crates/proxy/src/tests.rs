@@ -6,6 +6,7 @@ mod canary;
 mod control;
 mod drain;
 mod h2;
+mod http1;
 mod idle;
 mod metrics;
 mod persist;
@@ -87,15 +88,13 @@ impl TestProxy {
             .expect("get_table answers")
     }
 
-    /// Idle pooled connections to a backend address.
+    /// Idle pooled connections to a backend address (HTTP/1.1 engine and HTTP/2 front
+    /// end together).
     pub(crate) fn upstream(&self, address: &str) -> usize {
         let server = self.server.as_ref().expect("running");
         let socket = address.parse().expect("address");
-        server
-            .shared
-            .upstreams
-            .get(address, socket)
-            .idle_connections()
+        let upstream = server.shared.upstreams.get(address, socket);
+        upstream.idle_connections() + upstream.idle_h1_connections()
     }
 
     /// Stops the proxy (freeing its ports) and hands the home back.

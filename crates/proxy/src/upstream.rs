@@ -1,6 +1,7 @@
 //! Backend addresses: one [`Upstream`] per address with its in-flight count and its pool of
 //! keep-alive connections, kept across route tables while in use.
 
+mod conn;
 mod pool;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -11,6 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::HeaderValue;
 
+pub(crate) use conn::BackendConn;
 pub(crate) use pool::{Failed, Lease};
 
 use crate::forward::UpBody;
@@ -23,8 +25,11 @@ pub(crate) struct Upstream {
     /// `Host` for requests that came without one.
     pub(crate) host: HeaderValue,
     inflight: AtomicU64,
-    /// Idle keep-alive connections, most recently used last.
+    /// Idle keep-alive connections of the HTTP/2 front end (hyper's client), most
+    /// recently used last.
     idle: Mutex<Vec<SendRequest<UpBody>>>,
+    /// Idle keep-alive connections of the HTTP/1.1 engine, most recently used last.
+    idle_h1: Mutex<Vec<BackendConn>>,
 }
 
 impl Upstream {
@@ -35,6 +40,7 @@ impl Upstream {
             host: HeaderValue::try_from(address).unwrap_or(HeaderValue::from_static("backend")),
             inflight: AtomicU64::new(0),
             idle: Mutex::default(),
+            idle_h1: Mutex::default(),
         }
     }
 
@@ -90,6 +96,21 @@ impl Upstreams {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         map.iter().map(|(a, u)| (a.clone(), u.inflight())).collect()
+    }
+
+    /// Drops idle HTTP/1.1 connections that their backend closed or that idled too long.
+    pub(crate) fn sweep_idle(&self) {
+        let upstreams: Vec<Arc<Upstream>> = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        let now = std::time::Instant::now();
+        for upstream in upstreams {
+            upstream.sweep_idle(now);
+        }
     }
 
     /// Requests and upgraded connections in flight, over all addresses.

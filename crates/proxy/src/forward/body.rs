@@ -72,10 +72,6 @@ impl ProxyBody {
     pub(crate) fn text(text: &'static str) -> ProxyBody {
         ProxyBody::Static(Some(Bytes::from_static(text.as_bytes())))
     }
-
-    pub(crate) fn empty() -> ProxyBody {
-        ProxyBody::Static(None)
-    }
 }
 
 impl Body for ProxyBody {

@@ -20,7 +20,6 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     TRAILER,
     TRANSFER_ENCODING,
 ];
-pub(crate) const UPGRADE_TOKEN: HeaderValue = HeaderValue::from_static("upgrade");
 
 /// Removes hop-by-hop headers, those named in `Connection` included.
 ///

@@ -8,7 +8,7 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,6 +23,10 @@ pub(crate) struct Activity {
     requests: AtomicU64,
     active: AtomicU64,
     written: AtomicU64,
+    /// Part of a request head is buffered (HTTP/1.1 engine).
+    pending: AtomicBool,
+    /// The connection is to close after the exchange in progress.
+    closing: AtomicBool,
 }
 
 /// What the watchdog should do after a quiet period.
@@ -46,6 +50,24 @@ impl Activity {
         self.requests.fetch_add(1, Relaxed);
         self.active.fetch_add(1, Relaxed);
         ActiveGuard(self.clone())
+    }
+
+    pub(crate) fn set_pending(&self, pending: bool) {
+        self.pending.store(pending, Relaxed);
+    }
+
+    /// Asks the connection to close once the exchange in progress is done.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Relaxed);
+    }
+
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Relaxed)
+    }
+
+    /// Nothing in progress: no request active and no partial request head buffered.
+    pub(crate) fn is_quiet(&self) -> bool {
+        self.active.load(Relaxed) == 0 && !self.pending.load(Relaxed)
     }
 
     fn progress(&self) -> u64 {

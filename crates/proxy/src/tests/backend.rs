@@ -1,5 +1,5 @@
 //! A small hyper backend for the tests: answers with its name, sleeps, echoes bodies,
-//! headers and upgraded bytes.
+//! headers and upgraded bytes, streams chunked answers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use hyper::body::{Body, Bytes, Frame, Incoming, SizeHint};
 use hyper::header::{CONNECTION, UPGRADE};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -78,10 +78,34 @@ impl Drop for TestBackend {
     }
 }
 
+/// A body of unknown length: hyper sends it chunked, one chunk per piece.
+pub(crate) struct Pieces(std::collections::VecDeque<Bytes>);
+
+impl Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::task::Poll::Ready(self.get_mut().0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::default()
+    }
+}
+
+/// What `/stream` sends, in pieces.
+pub(crate) const STREAM: [&str; 3] = ["first;", "second;", "third"];
+
+type TestBody = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
 async fn answer(
     name: Arc<str>,
     mut req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<TestBody>, Infallible> {
     if let Some(protocol) = req.headers().get(UPGRADE).cloned() {
         let upgrade = hyper::upgrade::on(&mut req);
         tokio::spawn(async move {
@@ -94,8 +118,16 @@ async fn answer(
             .status(StatusCode::SWITCHING_PROTOCOLS)
             .header(CONNECTION, "upgrade")
             .header(UPGRADE, protocol)
-            .body(Full::default())
+            .body(Full::default().boxed())
             .expect("101 response");
+        return Ok(response);
+    }
+    if req.uri().path() == "/stream" {
+        let pieces = STREAM.iter().map(|p| Bytes::from_static(p.as_bytes()));
+        let response = Response::builder()
+            .header("x-backend", &*name)
+            .body(Pieces(pieces.collect()).boxed())
+            .expect("streamed response");
         return Ok(response);
     }
     let query = req.uri().query().unwrap_or_default().to_owned();
@@ -131,7 +163,7 @@ async fn answer(
         .header("x-backend", &*name)
         .header("keep-alive", "timeout=30")
         .header(CONNECTION, if close { "close" } else { "keep-alive" })
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(Bytes::from(body)).boxed())
         .expect("response");
     Ok(response)
 }

@@ -34,13 +34,6 @@ pub(crate) struct Lease {
     sender: Option<SendRequest<UpBody>>,
 }
 
-impl Lease {
-    /// Keeps the connection out of the pool: it became an upgraded stream.
-    pub(crate) fn discard(mut self) {
-        self.sender = None;
-    }
-}
-
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(sender) = self.sender.take()
@@ -133,7 +126,7 @@ impl Upstream {
             .await
             .map_err(|e| error_chain(&e))?;
         tokio::spawn(async move {
-            if let Err(error) = connection.with_upgrades().await {
+            if let Err(error) = connection.await {
                 tracing::debug!(%error, "backend connection ended with an error");
             }
         });

@@ -20,7 +20,8 @@ pub struct RouteSpec {
     /// Requests whose path starts with this only: starts with `/`, no query, no
     /// whitespace. `None`: any path.
     pub path_prefix: Option<String>,
-    /// Longest a request may take: 1ms to 1h, default 30s.
+    /// Longest the backend may take to start answering once the request is sent, and
+    /// longest it may pause within its answer: 1ms to 1h, default 30s.
     pub timeout: Duration,
     /// Serve HTTPS with these files instead of plain HTTP.
     pub tls: Option<TlsSpec>,
