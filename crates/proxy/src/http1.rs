@@ -10,9 +10,12 @@
 //! [`CLIENT_STALL`] for each pause within its request body and to take each part of the
 //! response. Between requests, the listener's watchdog closes idle connections.
 //!
-//! Known limits: the request body is sent whole before the response is read (a backend
-//! that answers early gets its answer relayed only if it also stops reading), and
-//! `Expect: 100-continue` is answered by the proxy, as nginx does.
+//! Known limits: the request body is sent whole before the response is read. A backend
+//! that answers early and stops reading gets its answer relayed; one that streams its
+//! answer while still reading a large body (a streaming echo) stalls once both directions'
+//! socket buffers are full, until [`CLIENT_STALL`] ends the exchange. nginx buffers request
+//! bodies by default for the same reason. `Expect: 100-continue` is answered by the proxy,
+//! as nginx does.
 
 mod chunked;
 mod head;
@@ -176,16 +179,23 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
     pub(crate) async fn run(mut self, sniff: bool) -> End<I> {
         let mut sniff = sniff;
         loop {
-            let after = match self.read_head(&mut sniff).await {
-                Ok(Some(request)) => {
-                    let _active = self.down.activity.start();
-                    self.exchange(&request).await
-                }
+            let head = self.read_head(&mut sniff).await;
+            // Active until the answer is out and any lingering done, so that neither a stop
+            // nor the watchdog cuts it short.
+            let _active = self.down.activity.start();
+            let after = match head {
+                Ok(Some(request)) => self.exchange(&request).await,
                 Ok(None) => return End::Closed,
                 Err(Head::Http2) => return End::Http2(self.io, self.buf),
                 Err(Head::Refused(refusal)) => {
-                    head::answer(&mut self.out, refusal.status, refusal.message, false, true);
-                    match timed(CLIENT_STALL, self.io.write_all(&self.out)).await {
+                    head::answer(
+                        &mut self.out,
+                        refusal.status,
+                        refusal.message,
+                        false,
+                        "close",
+                    );
+                    match timed(CLIENT_STALL, write_flush(&mut self.io, &self.out)).await {
                         Some(Ok(())) => After::Linger,
                         _ => After::Close,
                     }
@@ -270,7 +280,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
 
     /// One request and its answer.
     async fn exchange(&mut self, request: &RequestHead) -> After {
-        let end = self.at + request.len;
+        // `at` moves once the request is sent; a retry elsewhere routes on the same head.
+        let start = self.at;
+        let end = start + request.len;
         // The part of the body already read is checked before anything is sent.
         let mut body = Body::new(request.body);
         let used = match body.advance(&self.buf[end..]) {
@@ -281,7 +293,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
         let shared = &down.shared;
         let mut tried: Vec<Arc<BackendRef>> = Vec::new();
         loop {
-            let pending = &self.buf[self.at..];
+            let pending = &self.buf[start..];
             let picked = shared.pick(
                 down.listen,
                 request.host(pending),
@@ -306,11 +318,9 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
             let started = Instant::now();
             let error = match self.send(request, &attempt, end, used, body).await {
                 Ok((conn, response)) => {
-                    attempt
-                        .backend
-                        .metrics
-                        .response(response.status, started.elapsed());
-                    return self.respond(request, &attempt, conn, response).await;
+                    return self
+                        .respond(request, &attempt, started, conn, response)
+                        .await;
                 }
                 Err(Failure::Client) => {
                     attempt.backend.metrics.client_gone();
@@ -354,7 +364,12 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
         // that is safe to repeat then gets one more try, on a new connection.
         let mut fresh_only = false;
         loop {
-            let (mut conn, pooled) = match upstream.checkout().filter(|_| !fresh_only) {
+            let pooled_conn = if fresh_only {
+                None
+            } else {
+                upstream.checkout()
+            };
+            let (mut conn, pooled) = match pooled_conn {
                 Some(conn) => (conn, true),
                 None => match upstream.connect_h1().await {
                     Ok(conn) => (conn, false),
@@ -394,7 +409,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
             let keep_alive = request.keep_alive && !self.down.activity.is_closing();
             if !body.is_done() {
                 if request.expect_continue && !request.http10 {
-                    match timed(CLIENT_STALL, self.io.write_all(CONTINUE)).await {
+                    match timed(CLIENT_STALL, write_flush(&mut self.io, CONTINUE)).await {
                         Some(Ok(())) => {}
                         _ => return Err(Failure::Client),
                     }
@@ -411,6 +426,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
                             response.early = true;
                             Ok((conn, response))
                         }
+                        Ok(Err(HeadError::Client)) => Err(Failure::Client),
                         _ => Err(Failure::Backend(error)),
                     };
                 }
@@ -457,7 +473,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
                 Ok(Some(response)) if response.status < 200 && response.status != 101 => {
                     let interim = &conn.buf[conn.at..conn.at + response.len];
                     if response.status != 100 && !request.http10 {
-                        match timed(CLIENT_STALL, self.io.write_all(interim)).await {
+                        match timed(CLIENT_STALL, write_flush(&mut self.io, interim)).await {
                             Some(Ok(())) => {}
                             _ => return Err(HeadError::Client),
                         }
@@ -520,6 +536,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
         &mut self,
         request: &RequestHead,
         attempt: &Attempt,
+        started: Instant,
         mut conn: BackendConn,
         response: ResponseHead,
     ) -> After {
@@ -534,12 +551,20 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
                     .extend_from_slice(&conn.buf[conn.at..conn.at + used]);
             })
         };
+        let metrics = &attempt.backend.metrics;
         match first {
-            Ok(used) => conn.at += used,
-            Err(_) => return self.answer(request, self.at, 502, "backend failed").await,
+            Ok(used) => {
+                conn.at += used;
+                metrics.response(response.status, started.elapsed());
+            }
+            Err(_) => {
+                // Nothing was sent yet: the client gets a 502, counted as a connection error.
+                metrics.connection_error();
+                return self.answer(request, self.at, 502, "backend failed").await;
+            }
         }
         if !matches!(
-            timed(CLIENT_STALL, self.io.write_all(&self.out)).await,
+            timed(CLIENT_STALL, write_flush(&mut self.io, &self.out)).await,
             Some(Ok(()))
         ) {
             return After::Close;
@@ -566,13 +591,13 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
                     return After::Close;
                 };
                 conn.at += used;
-                timed(CLIENT_STALL, self.io.write_all(&self.out)).await
+                timed(CLIENT_STALL, write_flush(&mut self.io, &self.out)).await
             } else {
                 let Ok(used) = body.advance(conn.pending()) else {
                     return After::Close;
                 };
                 let part = &conn.buf[conn.at..conn.at + used];
-                let written = timed(CLIENT_STALL, self.io.write_all(part)).await;
+                let written = timed(CLIENT_STALL, write_flush(&mut self.io, part)).await;
                 conn.at += used;
                 written
             };
@@ -615,15 +640,20 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
     ) -> After {
         let keep_alive =
             request.keep_alive && request.body == Framing::None && !self.down.activity.is_closing();
+        let connection = match (keep_alive, request.http10) {
+            (false, _) => "close",
+            (true, true) => "keep-alive",
+            (true, false) => "",
+        };
         head::answer(
             &mut self.out,
             status,
             message,
             request.method_head,
-            !keep_alive,
+            connection,
         );
         if !matches!(
-            timed(CLIENT_STALL, self.io.write_all(&self.out)).await,
+            timed(CLIENT_STALL, write_flush(&mut self.io, &self.out)).await,
             Some(Ok(()))
         ) {
             return After::Close;
@@ -668,6 +698,13 @@ async fn timed<F: Future>(limit: Duration, io: F) -> Option<F::Output> {
         Some(output) => Some(output),
         None => tokio::time::timeout(limit, io).await.ok(),
     }
+}
+
+/// Writes all of `bytes` to a client and flushes: a TLS stream may keep records in its
+/// buffer when the socket is full, and nothing else would push them out.
+async fn write_flush<W: AsyncWrite + Unpin>(io: &mut W, bytes: &[u8]) -> std::io::Result<()> {
+    io.write_all(bytes).await?;
+    io.flush().await
 }
 
 /// Writes all of `bytes`; on failure, says how many were written.

@@ -58,6 +58,8 @@ async fn connection(
 ) {
     // Best effort: a socket that refuses TCP_NODELAY still works, only slower.
     let _ = stream.set_nodelay(true);
+    #[cfg(test)]
+    let stream = small_send_buffer::apply(listen, stream);
     let client_ip =
         HeaderValue::try_from(peer.ip().to_string()).unwrap_or(HeaderValue::from_static("unknown"));
     let proto = HeaderValue::from_static(if tls.is_some() { "https" } else { "http" });
@@ -166,5 +168,32 @@ where
                 Verdict::Drop => return,
             },
         }
+    }
+}
+
+/// Tests: client connections on chosen listen addresses get a tiny send buffer, so that
+/// writes to them block the way they do with slow clients over real networks.
+#[cfg(test)]
+pub(crate) mod small_send_buffer {
+    use std::net::SocketAddr;
+    use std::sync::Mutex;
+
+    use tokio::net::{TcpSocket, TcpStream};
+
+    static LISTENERS: Mutex<Vec<SocketAddr>> = Mutex::new(Vec::new());
+
+    pub(crate) fn add(listen: SocketAddr) {
+        LISTENERS.lock().expect("lock").push(listen);
+    }
+
+    pub(crate) fn apply(listen: SocketAddr, stream: TcpStream) -> TcpStream {
+        if !LISTENERS.lock().expect("lock").contains(&listen) {
+            return stream;
+        }
+        let std = stream.into_std().expect("std stream");
+        let socket = TcpSocket::from_std_stream(std.try_clone().expect("clone"));
+        socket.set_send_buffer_size(4096).expect("send buffer");
+        drop(socket);
+        TcpStream::from_std(std).expect("tokio stream")
     }
 }

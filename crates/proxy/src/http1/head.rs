@@ -377,7 +377,10 @@ pub(crate) fn parse_response(
         }
     };
     let persistent = !tokens.close && (version == 1 || tokens.keep_alive);
-    let reusable = persistent && body != Framing::Close;
+    // A coding in an HTTP/1.0 answer, or next to a length, is faulty framing (RFC 9112
+    // §6.1, §6.3): the body is read as chunked, and the connection is not trusted after.
+    let faulty = codings > 0 && (version == 0 || lengths.is_some());
+    let reusable = persistent && body != Framing::Close && !faulty;
     let dechunk = body == Framing::Chunked && request.http10;
     let client_keep_alive = status != 101 && keep_alive && body != Framing::Close && !dechunk;
 
@@ -425,8 +428,15 @@ pub(crate) fn parse_response(
     }))
 }
 
-/// An answer made by the proxy itself.
-pub(crate) fn answer(out: &mut Vec<u8>, status: u16, text: &str, head_only: bool, close: bool) {
+/// An answer made by the proxy itself, with `connection` (if not empty) as its
+/// `Connection` field.
+pub(crate) fn answer(
+    out: &mut Vec<u8>,
+    status: u16,
+    text: &str,
+    head_only: bool,
+    connection: &str,
+) {
     out.clear();
     out.extend_from_slice(b"HTTP/1.1 ");
     push_status(out, status);
@@ -435,8 +445,8 @@ pub(crate) fn answer(out: &mut Vec<u8>, status: u16, text: &str, head_only: bool
     out.extend_from_slice(b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ");
     push_decimal(out, (text.len() + 13) as u64);
     out.extend_from_slice(b"\r\n");
-    if close {
-        out.extend_from_slice(b"connection: close\r\n");
+    if !connection.is_empty() {
+        field(out, b"connection", connection.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
     if !head_only {
@@ -774,6 +784,7 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(res.body, Framing::Chunked);
+        assert!(!res.reusable, "a length next to a coding is faulty framing");
         assert_eq!(out, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
 
         let (res, out) = response(
@@ -823,7 +834,7 @@ mod tests {
     #[test]
     fn proxy_answers_are_complete_messages() {
         let mut out = Vec::new();
-        answer(&mut out, 502, "backend failed", false, true);
+        answer(&mut out, 502, "backend failed", false, "close");
         let text = String::from_utf8(out).expect("utf-8");
         let (head, body) = text.split_once("\r\n\r\n").expect("head");
         assert!(head.starts_with("HTTP/1.1 502 Bad Gateway\r\n"), "{head}");

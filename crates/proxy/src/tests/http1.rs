@@ -178,7 +178,7 @@ async fn expect_continue_is_answered_by_the_proxy() {
 #[tokio::test]
 async fn head_and_http10_requests() {
     let app = TestBackend::start("app").await;
-    let (_proxy, listen) = proxy_to(&app).await;
+    let (proxy, listen) = proxy_to(&app).await;
 
     // HEAD has no body even with a Content-Length: the next answer follows at once.
     let mut stream = TcpStream::connect(listen).await.expect("connects");
@@ -196,6 +196,31 @@ async fn head_and_http10_requests() {
         rest.starts_with("HTTP/1.1 200 OK\r\n") && rest.ends_with("\r\n\r\napp"),
         "{answer}"
     );
+
+    // A proxy answer to an HTTP/1.0 keep-alive client says it keeps the connection.
+    let empty = free_addr();
+    let routes = vec![
+        route("web", listen, vec![backend(&app, "v1", Group::Stable)]),
+        route("empty", empty, vec![]),
+    ];
+    proxy.put(&table(2, routes)).await.expect("table applies");
+    let mut stream = TcpStream::connect(empty).await.expect("connects");
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        .await
+        .expect("writes");
+    let answer = read_until(&mut stream, "no backend\n").await;
+    assert!(answer.starts_with("HTTP/1.1 503 "), "{answer}");
+    assert!(
+        answer.contains("\r\nconnection: keep-alive\r\n"),
+        "{answer}"
+    );
+    stream
+        .write_all(b"GET / HTTP/1.0\r\n\r\n")
+        .await
+        .expect("writes");
+    let answer = read_to_close(&mut stream).await;
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
 
     // HTTP/1.0 without Host: the backend's address is sent; the connection closes after.
     let answer = raw(listen, b"GET /headers HTTP/1.0\r\n\r\n").await;
@@ -305,6 +330,37 @@ async fn close_delimited_interim_and_malformed_backend_answers() {
     for task in [good_task, bad_task, hints_task] {
         task.abort();
     }
+}
+
+#[tokio::test]
+async fn a_repeated_request_whose_new_connection_is_refused_gets_a_502() {
+    let (addr, task) = raw_backend(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", b""]).await;
+    let proxy = TestProxy::start().await;
+    let listen = free_addr();
+    let routes = vec![route(
+        "web",
+        listen,
+        vec![backend_at(&addr.to_string(), "v1", Group::Stable)],
+    )];
+    proxy.put(&table(1, routes)).await.expect("table applies");
+    let mut stream = TcpStream::connect(listen).await.expect("connects");
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .expect("writes");
+    read_until(&mut stream, "\r\n\r\nok").await;
+    // The pooled connection closes unanswered, and the backend's port is closed now.
+    task.abort();
+    let _ = task.await;
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("writes");
+    let answer = read_to_close(&mut stream).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 502 Bad Gateway\r\n"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]

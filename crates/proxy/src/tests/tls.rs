@@ -8,6 +8,7 @@ use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
@@ -41,6 +42,7 @@ fn self_signed(dir: &Path) -> Tls {
 }
 
 async fn connect(listen: SocketAddr, cert: &Path, alpn: &[u8]) -> TlsStream<TcpStream> {
+    let tcp = TcpStream::connect(listen).await.expect("connects");
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_file(cert).expect("cert"))
@@ -52,7 +54,6 @@ async fn connect(listen: SocketAddr, cert: &Path, alpn: &[u8]) -> TlsStream<TcpS
         .with_root_certificates(roots)
         .with_no_client_auth();
     config.alpn_protocols = vec![alpn.to_vec()];
-    let tcp = TcpStream::connect(listen).await.expect("connects");
     let name = ServerName::try_from("localhost").expect("name");
     let stream = TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
@@ -113,4 +114,41 @@ async fn tls_serves_h2_and_http1_by_alpn() {
         .expect("body")
         .to_bytes();
     assert_eq!(&body[..], b"app");
+
+    // A large answer to a client that reads slowly, through a small send buffer: the tail
+    // the TLS layer kept while the socket was full still arrives, and the connection
+    // serves the next request.
+    crate::listener::small_send_buffer::add(listen);
+    let mut stream = connect(listen, &tls.cert, b"http/1.1").await;
+    let length = 4_000_000;
+    let head =
+        format!("POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: {length}\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream.write_all(&vec![b'x'; length]).await.expect("body");
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let complete = |answer: &[u8]| {
+        let text = String::from_utf8_lossy(answer);
+        text.split_once("\r\n\r\n")
+            .is_some_and(|(_, body)| body.len() >= length + 4)
+    };
+    while !complete(&answer) {
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .expect("the whole answer arrives")
+            .expect("reads");
+        assert!(n > 0, "closed early");
+        answer.extend_from_slice(&buf[..n]);
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("next request");
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+        .await
+        .expect("next answer")
+        .expect("reads");
+    assert!(String::from_utf8_lossy(&rest).ends_with("\r\n\r\napp"));
 }
