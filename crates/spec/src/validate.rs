@@ -76,10 +76,40 @@ pub(crate) fn validate(raw: &RawSpec, context: &Path, report: &mut Report) -> Va
         context,
     };
     let routes = route::routes(&raw.routes, &route_scope, report);
+    report_unrouted_analyses(raw, report);
     Valid {
         images,
         services,
         routes,
+    }
+}
+
+/// An analysis reads the proxy's figures for the service: without a route there are
+/// none, and the rollout could only wait for its progress deadline and abort.
+fn report_unrouted_analyses(raw: &RawSpec, report: &mut Report) {
+    let routed: BTreeSet<&str> = raw
+        .routes
+        .iter()
+        .filter_map(|r| r.service.as_ref().map(|s| s.value.as_str()))
+        .collect();
+    for service in &raw.services {
+        let name = service.name.value.as_str();
+        let Some(analysis) = service.strategy.as_ref().and_then(|s| s.analysis.as_ref()) else {
+            continue;
+        };
+        if analysis.has_threshold && !routed.contains(name) {
+            report
+                .error(
+                    &analysis.header,
+                    format!(
+                        "[{}] has nothing to analyse: no route sends traffic to service `{name}`",
+                        analysis.label
+                    ),
+                )
+                .hint(format!(
+                    "add a [route.NAME] with service = \"{name}\" (the proxy's figures feed the analysis), or remove the analysis"
+                ));
+        }
     }
 }
 
