@@ -20,5 +20,6 @@ mod traffic {
     pub mod harness;
     pub mod load;
     mod recovery;
+    mod rolling;
     mod undo;
 }
