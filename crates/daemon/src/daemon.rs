@@ -49,6 +49,9 @@ pub(crate) struct Live {
     pub health: HashMap<String, Health>,
     /// Instances with a start or stop in flight: the reconcile loop leaves them alone.
     pub busy: HashSet<String>,
+    /// Started instances whose `running` row could not be written, with the message of
+    /// their `instance.started` event: written again each pass, busy until then.
+    pub unpersisted: HashMap<String, (kiln_state::InstanceRow, String)>,
     /// Per service.
     pub backoff: HashMap<String, Backoff>,
     /// Per service: the most recent failure, for `kiln status`.
@@ -65,8 +68,9 @@ pub(crate) struct Live {
     pub failure_counted: HashMap<String, i64>,
     /// The route table the proxy last confirmed.
     pub confirmed: Option<Arc<kiln_proxy::RouteTable>>,
-    /// A push to the proxy is in flight.
-    pub pushing: bool,
+    /// A push to the proxy is in flight, with the routes it may make live (for a check of
+    /// the confirmed table: those, which it does not change).
+    pub pushing: Option<Arc<Vec<kiln_proxy::Route>>>,
     /// Pushes failed in a row (the first is recorded as an event).
     pub push_failures: u32,
     /// A proxy has answered since this daemon started.
@@ -88,14 +92,23 @@ pub(crate) struct Live {
 }
 
 impl Live {
-    /// Whether the proxy may not serve what the last pass wanted yet: a push is in
-    /// flight, or the confirmed table differs from it.
-    pub(crate) fn table_pending(&self) -> bool {
-        self.pushing
+    /// Whether the proxy may not serve what the last pass wanted for `service` yet: the
+    /// confirmed table, or a push in flight, has other routes for it. Changes to other
+    /// services' routes do not delay this one.
+    pub(crate) fn service_pending(&self, service: &str) -> bool {
+        let of = |routes: &[kiln_proxy::Route]| {
+            routes
+                .iter()
+                .filter(|r| r.service == service)
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let wanted = of(&self.last_wanted);
+        self.pushing.as_ref().is_some_and(|p| of(p) != wanted)
             || self
                 .confirmed
                 .as_ref()
-                .is_none_or(|t| t.routes != self.last_wanted)
+                .is_none_or(|t| of(&t.routes) != wanted)
     }
 }
 
@@ -247,5 +260,47 @@ pub(crate) fn new_event<'a>(
         instance,
         kind,
         message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn route(service: &str, weight: u32) -> kiln_proxy::Route {
+        kiln_proxy::Route {
+            name: service.into(),
+            listen: "127.0.0.1:8080".into(),
+            host: None,
+            path_prefix: None,
+            service: service.into(),
+            timeout_ms: 1000,
+            tls: None,
+            backends: Vec::new(),
+            canary_weight: weight,
+        }
+    }
+
+    fn table(routes: Vec<kiln_proxy::Route>) -> Option<Arc<kiln_proxy::RouteTable>> {
+        Some(Arc::new(kiln_proxy::RouteTable { version: 1, routes }))
+    }
+
+    #[test]
+    fn a_service_waits_only_for_its_own_routes() {
+        let mut live = Live {
+            last_wanted: vec![route("web", 25), route("api", 0)],
+            confirmed: table(vec![route("web", 25), route("api", 50)]),
+            ..Live::default()
+        };
+        assert!(!live.service_pending("web"));
+        assert!(live.service_pending("api"));
+        // A push in flight that would change web's weight: web waits for it.
+        live.pushing = Some(Arc::new(vec![route("web", 10), route("api", 0)]));
+        assert!(live.service_pending("web"));
+        // A check of the confirmed table changes nothing.
+        live.pushing = Some(Arc::new(vec![route("web", 25), route("api", 50)]));
+        assert!(!live.service_pending("web"));
+        live.confirmed = None;
+        assert!(live.service_pending("web"));
     }
 }

@@ -111,12 +111,23 @@ fn finish_create(
                 Some(&row.id),
                 &message,
             );
-            if let Err(e) = d.db().update_instance(&row, Some(&event)) {
-                tracing::error!(error = %e, instance = %row.id, "cannot persist a started instance");
-            }
             if let Some(definition) = d.definition(&row.def_hash) {
                 let handle = health::spawn(d.clone(), &row, definition, false);
                 d.live().probes.insert(row.id.clone(), handle);
+            }
+            let written = match injected_write_failure() {
+                Some(e) => Err(e),
+                None => d.db().update_instance(&row, Some(&event)),
+            };
+            if let Err(e) = written {
+                // Left `creating`, the row would not describe a running container. It
+                // stays busy (nothing acts on it) and each pass writes it again.
+                tracing::error!(error = %e, instance = %row.id, "cannot persist a started instance; retrying");
+                d.live()
+                    .unpersisted
+                    .insert(row.id.clone(), (row.clone(), message));
+                d.wake.notify_one();
+                return;
             }
         }
         Err((why, cleaned)) => {
@@ -155,6 +166,47 @@ fn finish_create(
     }
     d.live().busy.remove(&row.id);
     d.wake.notify_one();
+}
+
+/// `KILN_TEST_FAIL_STARTED_WRITES=N`: for tests, the first N writes of a started
+/// instance's row fail as if the database had refused them.
+fn injected_write_failure() -> Option<kiln_state::StateError> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static LEFT: std::sync::OnceLock<AtomicU32> = std::sync::OnceLock::new();
+    let left = LEFT.get_or_init(|| {
+        let n = std::env::var("KILN_TEST_FAIL_STARTED_WRITES").ok();
+        AtomicU32::new(n.and_then(|n| n.parse().ok()).unwrap_or(0))
+    });
+    left.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+        .ok()
+        .map(|_| {
+            kiln_state::StateError::Conflict(
+                "injected failure (KILN_TEST_FAIL_STARTED_WRITES)".to_string(),
+            )
+        })
+}
+
+/// Writes again the `running` rows of started instances that could not be written.
+pub(crate) fn retry_unpersisted(d: &Daemon) {
+    let pending: Vec<_> = d.live().unpersisted.values().cloned().collect();
+    for (row, message) in pending {
+        let event = new_event(
+            "instance.started",
+            Some(&row.service),
+            Some(&row.id),
+            &message,
+        );
+        match d.db().update_instance(&row, Some(&event)) {
+            Ok(()) => {
+                let mut live = d.live();
+                live.unpersisted.remove(&row.id);
+                live.busy.remove(&row.id);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, instance = %row.id, "cannot persist a started instance yet");
+            }
+        }
+    }
 }
 
 /// Builds the runtime's spec for `row` and starts it (blocking).

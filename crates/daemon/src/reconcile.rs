@@ -27,8 +27,13 @@ const HOUSEKEEPING: Duration = Duration::from_secs(600);
 pub(crate) async fn run(d: Arc<Daemon>) {
     let mut last_housekeeping = tokio::time::Instant::now();
     loop {
-        if let Err(e) = pass(&d) {
-            tracing::error!(error = %e, "reconcile pass failed");
+        // A pass reads and writes SQLite (with fsync) and asks the proxy for its metrics:
+        // blocking work, kept off the async workers that serve the API and the probes.
+        let pass_d = d.clone();
+        match tokio::task::spawn_blocking(move || pass(&pass_d)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "reconcile pass failed"),
+            Err(e) => tracing::error!(error = %e, "reconcile pass panicked"),
         }
         if last_housekeeping.elapsed() >= HOUSEKEEPING {
             last_housekeeping = tokio::time::Instant::now();
@@ -49,6 +54,7 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
     let Some(_serial) = d.try_apply_lock() else {
         return Ok(());
     };
+    crate::launch::retry_unpersisted(d);
     let rows = d.db().instances()?;
     let desired = d.db().desired()?;
     observe(d, &rows);

@@ -295,7 +295,7 @@ fn confirmed_weight(d: &Daemon, t: &Tracked, routes: &[RouteSpec]) -> Option<u32
         return Some(t.rollout.weight);
     }
     let live = d.live();
-    if live.table_pending() {
+    if live.service_pending(&t.rollout.service) {
         return None;
     }
     let table = live.confirmed.as_ref()?;

@@ -116,7 +116,7 @@ pub(crate) fn sync(d: &Arc<Daemon>, wanted: Vec<Route>) {
     let check = {
         let mut live = d.live();
         live.last_wanted = wanted.clone();
-        if live.pushing {
+        if live.pushing.is_some() {
             return;
         }
         let same = match &live.confirmed {
@@ -132,7 +132,10 @@ pub(crate) fn sync(d: &Arc<Daemon>, wanted: Vec<Route>) {
             return;
         }
         live.proxy_checked_ms = now;
-        live.pushing = true;
+        live.pushing = Some(match (&live.confirmed, check) {
+            (Some(table), true) => Arc::new(table.routes.clone()),
+            _ => Arc::new(wanted.clone()),
+        });
         if !same && live.maybe_live.last().is_none_or(|last| **last != wanted) {
             // Until one push succeeds; a proxy refuses versions older than its own, so
             // after a success none of these can become live any more.
@@ -148,7 +151,7 @@ pub(crate) fn sync(d: &Arc<Daemon>, wanted: Vec<Route>) {
         if check {
             let verdict = verify(&d);
             let mut live = d.live();
-            live.pushing = false;
+            live.pushing = None;
             if let Err(why) = verdict {
                 // Pushed again on the next pass.
                 live.confirmed = None;
@@ -160,7 +163,7 @@ pub(crate) fn sync(d: &Arc<Daemon>, wanted: Vec<Route>) {
         }
         let result = push(&d, wanted);
         let mut live = d.live();
-        live.pushing = false;
+        live.pushing = None;
         match result {
             Ok(table) => {
                 live.confirmed = Some(Arc::new(table));

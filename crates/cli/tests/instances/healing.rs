@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 
-use super::harness::{IMAGE, World, alive, ids, signal};
+use super::harness::{CONVERGE, IMAGE, World, alive, ids, signal, spec};
 
 /// Waits until `web` has `n` ready instances, none of them in `old`, within `limit` of
 /// `since`.
@@ -144,4 +144,50 @@ args = ["/bin/sh", "-c", "exit 3"]
         ));
     }
     assert_ne!(crash["converged"], true, "{report}");
+}
+
+#[test]
+fn a_started_instance_whose_row_cannot_be_written_is_written_again() {
+    let mut w = World::new(16);
+    w.daemon_env
+        .push(("KILN_TEST_FAIL_STARTED_WRITES".into(), "2".into()));
+    w.write_spec(&spec(2, "hello"));
+    w.build();
+    w.start_daemon();
+    let seq = w.last_seq();
+    let plan = w.apply();
+    assert!(plan.contains("create:"), "{plan}");
+    let instances = w.wait_converged(2, CONVERGE);
+    let events: Vec<_> = w.events().into_iter().filter(|e| e.seq > seq).collect();
+    for instance in &instances {
+        let started = events
+            .iter()
+            .filter(|e| e.kind == "instance.started" && e.instance.as_deref() == Some(&instance.id))
+            .count();
+        if started != 1 || instance.state != "running" {
+            w.fail(&format!(
+                "{} is {} with {started} instance.started events, want running with 1",
+                instance.id, instance.state
+            ));
+        }
+    }
+    let created = events
+        .iter()
+        .filter(|e| e.kind == "instance.created")
+        .count();
+    if created != 2 {
+        w.fail(&format!(
+            "{created} instances created, want 2 (no replacement)"
+        ));
+    }
+    let log = std::fs::read_to_string(w.path().join("daemon.log")).unwrap_or_default();
+    if log
+        .matches("cannot persist a started instance; retrying")
+        .count()
+        != 2
+    {
+        w.fail(&format!(
+            "the daemon log should show both injected failures:\n{log}"
+        ));
+    }
 }
