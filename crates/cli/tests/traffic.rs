@@ -21,5 +21,6 @@ mod traffic {
     pub mod load;
     mod recovery;
     mod rolling;
+    mod tls;
     mod undo;
 }

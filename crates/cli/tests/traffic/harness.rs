@@ -71,6 +71,8 @@ pub struct Spec {
     /// The `[service.web.strategy]` tables (see [`canary`], [`blue_green`]); none: the
     /// default (replace all at once).
     pub strategy: Option<String>,
+    /// The route's `tls` table: certificate and key paths, relative to kiln.toml.
+    pub tls: Option<(String, String)>,
 }
 
 impl Spec {
@@ -83,6 +85,7 @@ impl Spec {
             slow: None,
             grace: "5s".into(),
             strategy: None,
+            tls: None,
         }
     }
 
@@ -111,6 +114,11 @@ impl Spec {
         self
     }
 
+    pub fn tls(mut self, cert: &str, key: &str) -> Spec {
+        self.tls = Some((cert.into(), key.into()));
+        self
+    }
+
     pub fn toml(&self) -> String {
         let slow = self
             .slow
@@ -132,13 +140,18 @@ interval = "200ms"
 [route.web]
 listen = "127.0.0.1:{port}"
 service = "web"
-"#,
+{tls}"#,
             replicas = self.replicas,
             greeting = self.greeting,
             fail = self.fail_percent,
             grace = self.grace,
             strategy = self.strategy.as_deref().unwrap_or(""),
             port = self.route_port,
+            tls = self
+                .tls
+                .as_ref()
+                .map(|(cert, key)| format!("tls = {{ cert = \"{cert}\", key = \"{key}\" }}\n"))
+                .unwrap_or_default(),
         )
     }
 }
