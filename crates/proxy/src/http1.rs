@@ -248,18 +248,7 @@ impl<I: AsyncRead + AsyncWrite + Unpin> Connection<I> {
 
     /// Reads more from the client after the pending bytes.
     async fn read_more(&mut self) -> std::io::Result<usize> {
-        if self.at == self.buf.len() {
-            self.buf.clear();
-            self.at = 0;
-        }
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
-            if self.at > 0 {
-                self.buf.drain(..self.at);
-                self.at = 0;
-            }
-            self.buf.reserve(READ_SIZE);
-        }
-        self.io.read_buf(&mut self.buf).await
+        read_more(&mut self.io, &mut self.buf, &mut self.at, READ_SIZE).await
     }
 
     /// Closes the sending side, then reads and drops what the client still sends for a
@@ -698,6 +687,29 @@ async fn timed<F: Future>(limit: Duration, io: F) -> Option<F::Output> {
         Some(output) => Some(output),
         None => tokio::time::timeout(limit, io).await.ok(),
     }
+}
+
+/// Reads from `io` into `buf` after its pending bytes (those from `at`), making room for
+/// about `size` bytes: used bytes are dropped first, so the buffer does not grow while
+/// its user keeps up. `Ok(0)` at end of stream.
+pub(crate) async fn read_more<R: AsyncRead + Unpin>(
+    io: &mut R,
+    buf: &mut Vec<u8>,
+    at: &mut usize,
+    size: usize,
+) -> std::io::Result<usize> {
+    if *at == buf.len() {
+        buf.clear();
+        *at = 0;
+    }
+    if buf.capacity() - buf.len() < size / 4 {
+        if *at > 0 {
+            buf.drain(..*at);
+            *at = 0;
+        }
+        buf.reserve(size);
+    }
+    io.read_buf(buf).await
 }
 
 /// Writes all of `bytes` to a client and flushes: a TLS stream may keep records in its

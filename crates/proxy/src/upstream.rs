@@ -11,11 +11,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use hyper::client::conn::http1::SendRequest;
 use hyper::header::HeaderValue;
+use tokio::net::TcpStream;
 
 pub(crate) use conn::BackendConn;
 pub(crate) use pool::{Failed, Lease};
 
 use crate::forward::UpBody;
+
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One backend address.
 #[derive(Debug)]
@@ -54,6 +57,19 @@ impl Upstream {
 
     fn inflight(&self) -> u64 {
         self.inflight.load(Ordering::Acquire)
+    }
+
+    /// A new TCP connection to the backend, with `TCP_NODELAY`; the error as text.
+    async fn dial(&self) -> Result<TcpStream, String> {
+        let connect = TcpStream::connect(self.socket);
+        let stream = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => return Err(error.to_string()),
+            Err(_) => return Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
+        };
+        // Best effort: without TCP_NODELAY the connection works, only slower.
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
     }
 }
 

@@ -59,15 +59,5 @@ fn blue_green_under_load_zero_failures() {
             report.summary()
         )
     });
-    let after = report.between(done_at, report.stopped);
-    w.check(
-        !after.is_empty() && after.iter().all(|s| s.version.as_deref() == Some("v2")),
-        || {
-            format!(
-                "after the rollout, every answer should be v2: {:?}\n{}",
-                Report::versions(&after),
-                report.summary()
-            )
-        },
-    );
+    w.expect_only_after(&report, done_at, "v2");
 }

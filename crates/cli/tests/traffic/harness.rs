@@ -485,6 +485,27 @@ pub fn render_events(events: &[Event]) -> String {
 
 impl World {
     /// Fails unless `report` has no failed request and at least `min_rps` requests/s.
+    /// Every answer from `from` to the end of the load came from `version`, and there
+    /// were some.
+    pub fn expect_only_after(
+        &self,
+        report: &load::Report,
+        from: std::time::Instant,
+        version: &str,
+    ) {
+        let after = report.between(from, report.stopped);
+        self.check(
+            !after.is_empty() && after.iter().all(|s| s.version.as_deref() == Some(version)),
+            || {
+                format!(
+                    "after the rollout, every answer should be {version}: {:?}\n{}",
+                    load::Report::versions(&after),
+                    report.summary()
+                )
+            },
+        );
+    }
+
     pub fn expect_clean_load(&self, report: &load::Report, min_rps: f64) {
         self.check(report.failed().is_empty(), || {
             format!("requests failed under load\n{}", report.summary())

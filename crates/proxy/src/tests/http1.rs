@@ -7,13 +7,13 @@ use tokio::net::{TcpListener, TcpStream};
 use super::backend::STREAM;
 use super::*;
 
-async fn proxy_to(app: &TestBackend) -> (TestProxy, SocketAddr) {
+async fn proxy_to(address: &str) -> (TestProxy, SocketAddr) {
     let proxy = TestProxy::start().await;
     let listen = free_addr();
     let routes = vec![route(
         "web",
         listen,
-        vec![backend(app, "v1", Group::Stable)],
+        vec![backend_at(address, "v1", Group::Stable)],
     )];
     proxy.put(&table(1, routes)).await.expect("table applies");
     (proxy, listen)
@@ -57,7 +57,7 @@ async fn read_until(stream: &mut TcpStream, needle: &str) -> String {
 #[tokio::test]
 async fn pipelined_requests_are_answered_in_order() {
     let app = TestBackend::start("app").await;
-    let (_proxy, listen) = proxy_to(&app).await;
+    let (_proxy, listen) = proxy_to(&app.addr.to_string()).await;
     let mut requests = String::new();
     for (i, word) in ["one", "two", "three"].iter().enumerate() {
         let close = if i == 2 { "Connection: close\r\n" } else { "" };
@@ -78,7 +78,7 @@ async fn pipelined_requests_are_answered_in_order() {
 #[tokio::test]
 async fn chunked_bodies_pass_through_and_are_decoded_for_http10() {
     let app = TestBackend::start("app").await;
-    let (_proxy, listen) = proxy_to(&app).await;
+    let (_proxy, listen) = proxy_to(&app.addr.to_string()).await;
 
     let answer = raw(
         listen,
@@ -125,7 +125,7 @@ async fn chunked_bodies_pass_through_and_are_decoded_for_http10() {
 #[tokio::test]
 async fn ambiguous_or_oversized_requests_are_refused_and_the_connection_closed() {
     let app = TestBackend::start("app").await;
-    let (_proxy, listen) = proxy_to(&app).await;
+    let (_proxy, listen) = proxy_to(&app.addr.to_string()).await;
     for (request, status) in [
         (
             "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
@@ -158,7 +158,7 @@ async fn ambiguous_or_oversized_requests_are_refused_and_the_connection_closed()
 #[tokio::test]
 async fn expect_continue_is_answered_by_the_proxy() {
     let app = TestBackend::start("app").await;
-    let (_proxy, listen) = proxy_to(&app).await;
+    let (_proxy, listen) = proxy_to(&app.addr.to_string()).await;
     let mut stream = TcpStream::connect(listen).await.expect("connects");
     stream
         .write_all(
@@ -178,7 +178,7 @@ async fn expect_continue_is_answered_by_the_proxy() {
 #[tokio::test]
 async fn head_and_http10_requests() {
     let app = TestBackend::start("app").await;
-    let (proxy, listen) = proxy_to(&app).await;
+    let (proxy, listen) = proxy_to(&app.addr.to_string()).await;
 
     // HEAD has no body even with a Content-Length: the next answer follows at once.
     let mut stream = TcpStream::connect(listen).await.expect("connects");
@@ -335,14 +335,7 @@ async fn close_delimited_interim_and_malformed_backend_answers() {
 #[tokio::test]
 async fn a_repeated_request_whose_new_connection_is_refused_gets_a_502() {
     let (addr, task) = raw_backend(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", b""]).await;
-    let proxy = TestProxy::start().await;
-    let listen = free_addr();
-    let routes = vec![route(
-        "web",
-        listen,
-        vec![backend_at(&addr.to_string(), "v1", Group::Stable)],
-    )];
-    proxy.put(&table(1, routes)).await.expect("table applies");
+    let (_proxy, listen) = proxy_to(&addr.to_string()).await;
     let mut stream = TcpStream::connect(listen).await.expect("connects");
     stream
         .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -368,14 +361,7 @@ async fn a_reused_connection_closed_by_the_backend_is_retried_only_when_safe() {
     // Every connection answers once, then reads the next request and closes unanswered:
     // what a backend's idle timeout does when it strikes as a request is sent.
     let (addr, task) = raw_backend(&[b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", b""]).await;
-    let proxy = TestProxy::start().await;
-    let listen = free_addr();
-    let routes = vec![route(
-        "web",
-        listen,
-        vec![backend_at(&addr.to_string(), "v1", Group::Stable)],
-    )];
-    proxy.put(&table(1, routes)).await.expect("table applies");
+    let (_proxy, listen) = proxy_to(&addr.to_string()).await;
     let mut stream = TcpStream::connect(listen).await.expect("connects");
     for _ in 0..3 {
         stream
@@ -421,14 +407,7 @@ async fn an_early_answer_to_an_unread_body_is_relayed() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     });
-    let proxy = TestProxy::start().await;
-    let listen = free_addr();
-    let routes = vec![route(
-        "web",
-        listen,
-        vec![backend_at(&addr.to_string(), "v1", Group::Stable)],
-    )];
-    proxy.put(&table(1, routes)).await.expect("table applies");
+    let (_proxy, listen) = proxy_to(&addr.to_string()).await;
     let stream = TcpStream::connect(listen).await.expect("connects");
     let (mut read, mut write) = stream.into_split();
     let length = 64 << 20;
@@ -456,7 +435,7 @@ async fn an_early_answer_to_an_unread_body_is_relayed() {
 #[tokio::test]
 async fn large_bodies_stream_both_ways() {
     let app = TestBackend::start("app").await;
-    let (proxy, listen) = proxy_to(&app).await;
+    let (proxy, listen) = proxy_to(&app.addr.to_string()).await;
     let client = http_client();
     let body: String = (0..2_000_000)
         .map(|i| char::from(b'a' + (i % 26) as u8))

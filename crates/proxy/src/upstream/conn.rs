@@ -14,7 +14,6 @@ use tokio::net::TcpStream;
 
 use super::Upstream;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per backend address.
 const MAX_IDLE: usize = 1024;
 /// An idle connection unused for this long is closed by the sweep.
@@ -40,19 +39,7 @@ impl BackendConn {
 
     /// Reads more from the backend after the pending bytes; `Ok(0)` at end of stream.
     pub(crate) async fn read_more(&mut self) -> io::Result<usize> {
-        use tokio::io::AsyncReadExt;
-        if self.at == self.buf.len() {
-            self.buf.clear();
-            self.at = 0;
-        }
-        if self.buf.capacity() - self.buf.len() < READ_SIZE / 4 {
-            if self.at > 0 {
-                self.buf.drain(..self.at);
-                self.at = 0;
-            }
-            self.buf.reserve(READ_SIZE);
-        }
-        self.stream.read_buf(&mut self.buf).await
+        crate::http1::read_more(&mut self.stream, &mut self.buf, &mut self.at, READ_SIZE).await
     }
 
     /// Whether the connection can serve another request: the backend has not closed it and
@@ -89,18 +76,10 @@ impl Upstream {
         }
     }
 
-    /// A new connection, with `TCP_NODELAY`.
+    /// A new connection.
     pub(crate) async fn connect_h1(self: &Arc<Self>) -> Result<BackendConn, String> {
-        let stream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.socket)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return Err(error.to_string()),
-                Err(_) => return Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
-            };
-        // Best effort: without TCP_NODELAY the connection works, only slower.
-        let _ = stream.set_nodelay(true);
         Ok(BackendConn {
-            stream,
+            stream: self.dial().await?,
             buf: Vec::with_capacity(READ_SIZE),
             at: 0,
             idle_since: Instant::now(),

@@ -8,13 +8,11 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
 use super::Upstream;
 use crate::ProxyError;
 use crate::forward::UpBody;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A pooled connection that is not ready yet is about to finish its previous exchange.
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
 const MAX_IDLE: usize = 1024;
@@ -113,14 +111,7 @@ impl Upstream {
     }
 
     async fn connect(&self) -> Result<SendRequest<UpBody>, String> {
-        let stream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(self.socket)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(error)) => return Err(error.to_string()),
-                Err(_) => return Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
-            };
-        // Best effort: without TCP_NODELAY the connection works, only slower.
-        let _ = stream.set_nodelay(true);
+        let stream = self.dial().await?;
         let (sender, connection) = http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
