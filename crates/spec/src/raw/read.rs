@@ -74,6 +74,25 @@ impl<'a, 'i> TableReader<'a, 'i> {
         })
     }
 
+    /// The known keys taken so far (present in the table, whatever the type of their
+    /// value), in the order of the known keys, with their key spans.
+    pub(crate) fn taken(&self) -> Vec<(&'static str, Span)> {
+        self.known
+            .iter()
+            .filter_map(|&name| {
+                self.entries
+                    .iter()
+                    .find(|(key, _, taken)| *taken && key.get_ref().as_ref() == name)
+                    .map(|(key, _, _)| (name, key.span()))
+            })
+            .collect()
+    }
+
+    /// [`TableReader::taken`] without the spans.
+    pub(crate) fn taken_keys(&self) -> Vec<&'static str> {
+        self.taken().into_iter().map(|(name, _)| name).collect()
+    }
+
     /// Reports every key that was not taken, with a suggestion where one fits.
     /// Returns whether there was any.
     pub(crate) fn finish(self, report: &mut Report) -> bool {

@@ -91,20 +91,13 @@ fn read_one(
 ) -> RawRoute {
     let label = format!("route.{}", toml_key(&name.value));
     let mut reader = TableReader::new(table, KEYS, ALIASES, format!("[{label}]")).within(&label);
-    let mut present = Vec::new();
-    let mut take = |name: &'static str| {
-        let value = reader.take(name);
-        if value.is_some() {
-            present.push(name);
-        }
-        value
-    };
-    let listen = take("listen").and_then(|v| listen(&v, report));
-    let service = take("service").and_then(|v| v.string(report));
+    let listen = reader.take("listen").and_then(|v| listen(&v, report));
+    let service = reader.take("service").and_then(|v| v.string(report));
     let host = reader.take("host").and_then(|v| v.string(report));
     let path_prefix = reader.take("path_prefix").and_then(|v| v.string(report));
     let timeout = reader.take("timeout").and_then(|v| v.duration(report));
     let tls = reader.take("tls").and_then(|v| tls(&v, &label, report));
+    let present = reader.taken_keys();
     let unknown_keys = reader.finish(report);
     RawRoute {
         name,
@@ -137,16 +130,9 @@ fn tls(value: &Value<'_, '_>, route: &str, report: &mut Report) -> Option<RawTls
     let (header, table) = value.table(hint, report)?;
     let mut reader =
         TableReader::new(table, TLS_KEYS, TLS_ALIASES, format!("[{label}]")).within(&label);
-    let mut present = Vec::new();
-    let mut take = |name: &'static str| {
-        let value = reader.take(name);
-        if value.is_some() {
-            present.push(name);
-        }
-        value
-    };
-    let cert = take("cert").and_then(|v| v.string(report));
-    let key = take("key").and_then(|v| v.string(report));
+    let cert = reader.take("cert").and_then(|v| v.string(report));
+    let key = reader.take("key").and_then(|v| v.string(report));
+    let present = reader.taken_keys();
     let unknown_keys = reader.finish(report);
     Some(RawTls {
         header,

@@ -99,17 +99,9 @@ fn read_one(
 ) -> RawService {
     let label = format!("service.{}", toml_key(&name.value));
     let mut reader = TableReader::new(table, KEYS, ALIASES, format!("[{label}]")).within(&label);
-    let mut present = Vec::new();
-    let mut take = |name: &'static str| {
-        let value = reader.take(name);
-        if value.is_some() {
-            present.push(name);
-        }
-        value
-    };
-    let image = take("image").and_then(|v| v.string(report));
-    let replicas = take("replicas").and_then(|v| v.integer(report));
-    let port = take("port").and_then(|v| v.integer(report));
+    let image = reader.take("image").and_then(|v| v.string(report));
+    let replicas = reader.take("replicas").and_then(|v| v.integer(report));
+    let port = reader.take("port").and_then(|v| v.integer(report));
     let args = reader.take("args").and_then(|v| v.command(report));
     let env = reader.take("env").and_then(|v| v.string_table(report));
     let resources = reader
@@ -152,6 +144,7 @@ fn read_one(
     let strategy = reader
         .take("strategy")
         .and_then(|v| strategy::read(&v, &label, report));
+    let present = reader.taken_keys();
     let unknown_keys = reader.finish(report);
     RawService {
         name,

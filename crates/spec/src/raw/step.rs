@@ -62,20 +62,12 @@ impl RawStep {
 /// `image` is the image's key path ("image.hello"), for messages.
 pub(crate) fn read(header: Span, table: &DeTable<'_>, image: &str, report: &mut Report) -> RawStep {
     let mut reader = TableReader::new(table, KEYS, ALIASES, format!("[[{image}.step]]"));
-    let mut present = Vec::new();
-    let mut take = |name: &'static str| {
-        let value = reader.take(name);
-        if let Some(v) = &value {
-            present.push((name, v.key.clone()));
-        }
-        value
-    };
-    let copy = take("copy").and_then(|v| v.string(report));
-    let run = take("run").and_then(|v| v.command(report));
-    let copy_binary = take("copy_binary").and_then(|v| v.string(report));
-    let to = take("to").and_then(|v| v.string(report));
-    let from_image = take("from_image").and_then(|v| v.string(report));
-    let mode = take("mode").and_then(|v| {
+    let copy = reader.take("copy").and_then(|v| v.string(report));
+    let run = reader.take("run").and_then(|v| v.command(report));
+    let copy_binary = reader.take("copy_binary").and_then(|v| v.string(report));
+    let to = reader.take("to").and_then(|v| v.string(report));
+    let from_image = reader.take("from_image").and_then(|v| v.string(report));
+    let mode = reader.take("mode").and_then(|v| {
         if let DeValue::Integer(i) = v.value.get_ref() {
             let digits = i.as_str().trim_start_matches('0');
             v.wrong_type("an octal string", report)
@@ -84,8 +76,9 @@ pub(crate) fn read(header: Span, table: &DeTable<'_>, image: &str, report: &mut 
         }
         v.string(report)
     });
-    let owner = take("owner").and_then(|v| v.string(report));
-    let network = take("network").and_then(|v| v.boolean(report));
+    let owner = reader.take("owner").and_then(|v| v.string(report));
+    let network = reader.take("network").and_then(|v| v.boolean(report));
+    let present = reader.taken();
     let unknown_keys = reader.finish(report);
     RawStep {
         header,

@@ -119,19 +119,21 @@ pub(crate) fn read(
     let hint = format!("write it as a table: strategy = {{ kind = {kind} }}");
     let (_, table) = value.table(&hint, report)?;
     let mut reader = TableReader::new(table, KEYS, ALIASES, format!("[{label}]")).within(&label);
-    let mut kind_keys = Vec::new();
-    let mut take = |name: &'static str| {
-        let value = reader.take(name);
-        if let Some(v) = &value {
-            kind_keys.push((name, v.key.clone()));
-        }
-        value
-    };
-    let steps =
-        take("steps").and_then(|v| v.integers("an array of percentages", "a percentage", report));
-    let rollback_window = take("rollback_window").and_then(|v| v.duration(report));
-    let max_surge = take("max_surge").and_then(|v| v.integer(report));
-    let max_unavailable = take("max_unavailable").and_then(|v| v.integer(report));
+    let steps = reader
+        .take("steps")
+        .and_then(|v| v.integers("an array of percentages", "a percentage", report));
+    let rollback_window = reader
+        .take("rollback_window")
+        .and_then(|v| v.duration(report));
+    let max_surge = reader.take("max_surge").and_then(|v| v.integer(report));
+    let max_unavailable = reader
+        .take("max_unavailable")
+        .and_then(|v| v.integer(report));
+    let mut kind_keys: Vec<_> = reader
+        .taken()
+        .into_iter()
+        .filter(|(name, _)| KIND_KEYS.iter().any(|(key, _)| key == name))
+        .collect();
     kind_keys.sort_by_key(|(_, span)| span.start);
     let kind_value = reader.take("kind");
     let kind = kind_value.as_ref().and_then(|v| {

@@ -48,18 +48,11 @@ pub(crate) fn read(
     let label = format!("{service}.volumes");
     let place = format!("[[{label}]]");
     let mut reader = TableReader::new(table, KEYS, ALIASES, place.clone()).within(&label);
-    let mut present = Vec::new();
-    let mut take = |name: &'static str| {
-        let value = reader.take(name);
-        if value.is_some() {
-            present.push(name);
-        }
-        value
-    };
-    let host = take("host").and_then(|v| v.string(report));
-    let to = take("to").and_then(|v| v.string(report));
-    let read_only = take("read_only").and_then(|v| v.boolean(report));
-    let external = take("external").and_then(|v| v.boolean(report));
+    let host = reader.take("host").and_then(|v| v.string(report));
+    let to = reader.take("to").and_then(|v| v.string(report));
+    let read_only = reader.take("read_only").and_then(|v| v.boolean(report));
+    let external = reader.take("external").and_then(|v| v.boolean(report));
+    let present = reader.taken_keys();
     let unknown_keys = reader.finish(report);
     RawVolume {
         header,
