@@ -108,25 +108,9 @@ elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 
 # ---------------------------------------------------------------- the image
 ctx="$work/ctx"
-mkdir -p "$ctx/www"
-cp /bin/busybox "$ctx/busybox"
-echo '<html><body>kiln bench</body></html>' > "$ctx/www/index.html"
-cat > "$ctx/kiln.toml" <<'TOML'
-[image.web]
-from = "scratch"
-cmd = ["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]
-
-[[image.web.step]]
-copy = "busybox"
-to = "/bin/busybox"
-mode = "0755"
-
-[[image.web.step]]
-run = ["/bin/busybox", "--install", "-s", "/bin"]
-
-[[image.web.step]]
-copy = "www"
-to = "/www"
+image=$(web_image "$ctx")
+cat > "$ctx/kiln.toml" <<TOML
+$image
 
 [service.web]
 image = "web"

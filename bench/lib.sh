@@ -24,3 +24,29 @@ sweep_work() {
         rm -rf "$work"
     fi
 }
+
+# web_image CTX: the benchmarks' image, busybox httpd serving CTX/www on $PORT, into the
+# context CTX (busybox and a small index page); prints its [image.web] tables.
+web_image() {
+    local ctx=$1
+    mkdir -p "$ctx/www"
+    cp /bin/busybox "$ctx/busybox"
+    echo '<html><body>kiln bench</body></html>' > "$ctx/www/index.html"
+    cat <<'TOML'
+[image.web]
+from = "scratch"
+cmd = ["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:$PORT -h /www"]
+
+[[image.web.step]]
+copy = "busybox"
+to = "/bin/busybox"
+mode = "0755"
+
+[[image.web.step]]
+run = ["/bin/busybox", "--install", "-s", "/bin"]
+
+[[image.web.step]]
+copy = "www"
+to = "/www"
+TOML
+}

@@ -83,30 +83,14 @@ PY
 
 # ---------------------------------------------------------------- the image and spec
 ctx="$work/ctx"
-mkdir -p "$ctx/www"
-cp /bin/busybox "$ctx/busybox"
-echo '<html><body>kiln bench</body></html>' > "$ctx/www/index.html"
+image=$(web_image "$ctx")
 echo ok > "$ctx/www/healthz"
 # /cgi-bin/version answers the instance's $VERSION (httpd passes its environment on).
 printf '#!/bin/sh\nprintf "Content-Type: text/plain\\r\\n\\r\\n%%s\\n" "$VERSION"\n' > "$ctx/version"
 
 spec() { # VERSION
     cat <<TOML
-[image.web]
-from = "scratch"
-cmd = ["/bin/sh", "-c", "exec httpd -f -p 127.0.0.1:\$PORT -h /www"]
-
-[[image.web.step]]
-copy = "busybox"
-to = "/bin/busybox"
-mode = "0755"
-
-[[image.web.step]]
-run = ["/bin/busybox", "--install", "-s", "/bin"]
-
-[[image.web.step]]
-copy = "www"
-to = "/www"
+$image
 
 [[image.web.step]]
 copy = "version"
