@@ -35,10 +35,7 @@ pub(crate) fn adopt(d: &Arc<Daemon>) -> Result<(), DaemonError> {
     for mut row in rows.clone() {
         match row.state {
             InstanceState::Running => {
-                let alive = match (row.pid, row.pid_start) {
-                    (Some(pid), Some(start)) => kiln_runtime::process_alive(pid, start),
-                    _ => false,
-                };
+                let alive = crate::launch::row_alive(&row);
                 d.live().health.insert(
                     row.id.clone(),
                     Health {

@@ -240,32 +240,26 @@ fn commit(
     let is_start = |t: &crate::rollouts::Tracked| {
         !t.done && t.rollout.phase != kiln_deploy::rollout::Phase::Aborted
     };
-    let started: Vec<String> = rollouts
+    let started: Vec<(&String, String)> = rollouts
         .iter()
         .filter(|(_, t)| is_start(t))
         .map(|(name, t)| {
-            format!(
-                "{name}: {:?} rollout to {}",
-                t.rollout.params.kind,
-                t.canary.label()
+            let kind = t.rollout.params.kind;
+            (
+                name,
+                format!("{name}: {kind:?} rollout to {}", t.canary.label()),
             )
         })
         .collect();
-    for message in &started {
+    for (_, message) in &started {
         events.push(new_event("rollout.started", None, None, message));
     }
-    let started_names: Vec<String> = rollouts
-        .iter()
-        .filter(|(_, t)| is_start(t))
-        .map(|(name, _)| name.clone())
-        .collect();
+    let started_names: Vec<String> = started.iter().map(|(name, _)| (*name).clone()).collect();
     let generation = {
         let mut db = d.db();
-        for service in &changed {
-            db.put_definition(&service.def_hash, &service.definition)?;
-        }
-        // Every service of the new desired state is stamped with the new generation,
-        // changed or not, so a client waits for exactly the services it applied.
+        // Definitions are written in the desired state's own transaction. Every service
+        // of the new desired state is stamped with the new generation, changed or not,
+        // so a client waits for exactly the services it applied.
         db.put_desired_with_routes(new, removed, routes.as_deref(), &rollout_rows, &events)?
     };
     {

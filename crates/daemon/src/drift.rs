@@ -41,10 +41,7 @@ pub(crate) fn drift(d: &Daemon) -> Result<Vec<Drift>, ApiError> {
         } else if row.def_hash != want.def_hash {
             push("definition", want.def_hash.clone(), row.def_hash.clone());
         }
-        let alive = match (row.pid, row.pid_start) {
-            (Some(pid), Some(start)) => kiln_runtime::process_alive(pid, start),
-            _ => false,
-        };
+        let alive = crate::launch::row_alive(row);
         let Some(pid) = row.pid.filter(|_| alive) else {
             push("process", "running".into(), "gone".into());
             continue;

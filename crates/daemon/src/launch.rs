@@ -168,6 +168,14 @@ fn finish_create(
     d.wake.notify_one();
 }
 
+/// Whether the process a row names (pid and its start time) still runs.
+pub(crate) fn row_alive(row: &InstanceRow) -> bool {
+    match (row.pid, row.pid_start) {
+        (Some(pid), Some(start)) => kiln_runtime::process_alive(pid, start),
+        _ => false,
+    }
+}
+
 /// `KILN_TEST_FAIL_STARTED_WRITES=N`: for tests, the first N writes of a started
 /// instance's row fail as if the database had refused them.
 fn injected_write_failure() -> Option<kiln_state::StateError> {
@@ -347,10 +355,7 @@ pub(crate) fn begin_stop(d: &Arc<Daemon>, id: &str, reason: &str) {
     let d = d.clone();
     tokio::spawn(async move {
         // Traffic leaves first: a confirmed table without it, then its in-flight requests.
-        let alive = match (row.pid, row.pid_start) {
-            (Some(pid), Some(start)) => kiln_runtime::process_alive(pid, start),
-            _ => false,
-        };
+        let alive = row_alive(&row);
         if alive {
             crate::traffic::drain(&d, &row, grace).await;
         }

@@ -106,11 +106,7 @@ pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             Ok(None) => d.live().proxy_known = true,
             // Not answering (yet): what it served last may come back with it.
             Err(_) => {
-                let path = d.config.home.join("proxy").join("table.json");
-                if let Some(table) = std::fs::read(&path)
-                    .ok()
-                    .and_then(|bytes| serde_json::from_slice::<kiln_proxy::RouteTable>(&bytes).ok())
-                {
+                if let Ok(Some(table)) = kiln_proxy::client::persisted_table(&d.config.home) {
                     d.live().maybe_live.push(Arc::new(table.routes));
                 }
             }

@@ -195,10 +195,7 @@ fn observe(d: &Daemon, rows: &[InstanceRow]) {
                 continue;
             }
         }
-        let alive = match (row.pid, row.pid_start) {
-            (Some(pid), Some(start)) => kiln_runtime::process_alive(pid, start),
-            _ => false,
-        };
+        let alive = crate::launch::row_alive(row);
         if !alive {
             let why = match d.runtime.exit_info(&row.id) {
                 Some(exit) => match (exit.code, exit.signal) {

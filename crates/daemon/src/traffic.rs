@@ -210,7 +210,10 @@ fn push(d: &Daemon, routes: Vec<Route>) -> Result<RouteTable, String> {
     let current = match kiln_proxy::client::get_table(home) {
         Ok(table) => table,
         // No routes and no proxy that ever served any: nothing to confirm.
-        Err(_) if routes.is_empty() && !home.join("proxy").join("table.json").exists() => {
+        Err(_)
+            if routes.is_empty()
+                && matches!(kiln_proxy::client::persisted_table(home), Ok(None)) =>
+        {
             return Ok(RouteTable { version: 0, routes });
         }
         Err(_) => {

@@ -58,6 +58,12 @@ pub fn get_table(home: &Path) -> Result<Option<RouteTable>, ProxyError> {
     }
 }
 
+/// The table the proxy of `home` persisted (what it serves as soon as it starts), read
+/// from its file without asking the proxy; `Ok(None)` if there is none.
+pub fn persisted_table(home: &Path) -> Result<Option<RouteTable>, ProxyError> {
+    crate::persist::load(&Paths::new(home).table)
+}
+
 /// Requests and upgraded connections in flight per backend address. An address that is
 /// absent has nothing in flight.
 pub fn inflight(home: &Path) -> Result<BTreeMap<String, u64>, ProxyError> {

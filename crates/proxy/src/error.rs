@@ -1,21 +1,7 @@
-//! The proxy's error type: every error says where it came from and whether a retry is safe.
+//! The proxy's error type: every error says whether a retry is safe.
 
 use std::io;
 use std::path::PathBuf;
-
-/// Where an error came from, in the style of pingora's `ErrorSource`.
-///
-/// Seen from the proxy process, `Upstream` is a backend and `Downstream` is whoever sent the
-/// request or the route table. Seen from [`crate::client`], the proxy itself is upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorSource {
-    /// A backend, or (for the blocking client) the proxy process.
-    Upstream,
-    /// The caller: a bad route table, a stale version, a client request.
-    Downstream,
-    /// This process or this host: files, sockets, the runtime.
-    Internal,
-}
 
 /// Errors of the proxy, its control API and its blocking client.
 #[derive(Debug, thiserror::Error)]
@@ -73,24 +59,6 @@ pub enum ProxyError {
 }
 
 impl ProxyError {
-    /// Where the error came from.
-    pub fn source_of(&self) -> ErrorSource {
-        use ProxyError::*;
-        match self {
-            InvalidTable(_) | StaleVersion { .. } | VersionConflict { .. } | Tls { .. } => {
-                ErrorSource::Downstream
-            }
-            Bind { .. } | Persist { .. } | Load { .. } | Home { .. } | AlreadyRunning { .. } => {
-                ErrorSource::Internal
-            }
-            Runtime(_) => ErrorSource::Internal,
-            Unreachable { .. } | Protocol { .. } | Refused { .. } => ErrorSource::Upstream,
-            BackendConnect { .. } | BackendIo { .. } | BackendTimeout { .. } => {
-                ErrorSource::Upstream
-            }
-        }
-    }
-
     /// Whether doing the same thing again is safe and may succeed.
     ///
     /// A refused table is never half-applied, so re-sending it is always safe; this says

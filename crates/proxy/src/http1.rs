@@ -31,12 +31,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use crate::ProxyError;
 use crate::forward::{Attempt, Downstream, MAX_RETRIES, Picked};
 use crate::router::BackendRef;
-use crate::upstream::{BackendConn, Upstream};
+use crate::upstream::{BackendConn, READ_SIZE, Upstream};
 use chunked::Chunked;
 use head::{Client, Framing, RequestHead, ResponseHead};
 
-/// Bytes read from a client at a time.
-const READ_SIZE: usize = 16 * 1024;
 /// The longest a client may pause mid-exchange: sending its body or taking the answer.
 const CLIENT_STALL: Duration = Duration::from_secs(60);
 /// After answering a request whose body was not read: how long, and how much, is read

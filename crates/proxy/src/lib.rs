@@ -43,7 +43,7 @@ use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 
-pub use error::{ErrorSource, ProxyError};
+pub use error::ProxyError;
 pub use table::{Backend, Group, Route, RouteTable, Tls};
 pub use tls::check as check_tls;
 

@@ -13,12 +13,14 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::header::HeaderValue;
 use tokio::net::TcpStream;
 
-pub(crate) use conn::BackendConn;
+pub(crate) use conn::{BackendConn, READ_SIZE};
 pub(crate) use pool::{Failed, Lease};
 
 use crate::forward::UpBody;
 
 const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// Idle keep-alive connections kept per backend address, in each pool.
+const MAX_IDLE: usize = 1024;
 
 /// One backend address.
 #[derive(Debug)]
@@ -131,7 +133,11 @@ impl Upstreams {
 
     /// Requests and upgraded connections in flight, over all addresses.
     pub(crate) fn total_inflight(&self) -> u64 {
-        self.inflight().values().sum()
+        let map = self
+            .by_address
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        map.values().map(|u| u.inflight()).sum()
     }
 }
 

@@ -12,13 +12,11 @@ use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
 
-use super::Upstream;
+use super::{MAX_IDLE, Upstream};
 
-/// Idle connections kept per backend address.
-const MAX_IDLE: usize = 1024;
 /// An idle connection unused for this long is closed by the sweep.
 pub(crate) const MAX_IDLE_TIME: Duration = Duration::from_secs(60);
-/// Bytes read from a backend at a time.
+/// Bytes read from a client or a backend at a time.
 pub(crate) const READ_SIZE: usize = 16 * 1024;
 
 /// One HTTP/1.1 connection to a backend with what was read from it and not yet used.

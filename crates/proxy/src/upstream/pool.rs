@@ -9,13 +9,12 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 
-use super::Upstream;
+use super::{MAX_IDLE, Upstream};
 use crate::ProxyError;
 use crate::forward::UpBody;
 
 /// A pooled connection that is not ready yet is about to finish its previous exchange.
 const READY_TIMEOUT: Duration = Duration::from_secs(1);
-const MAX_IDLE: usize = 1024;
 
 /// A failed send: the error, and the request if it never left the proxy.
 #[derive(Debug)]
