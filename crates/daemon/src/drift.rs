@@ -96,27 +96,9 @@ fn mounted_layers(mountinfo: &str, target: &std::path::Path) -> Option<Vec<PathB
     Some(
         lower
             .split(':')
-            .map(|p| PathBuf::from(unescape(p)))
+            .map(|p| PathBuf::from(kiln_runtime::unescape_mountinfo(p)))
             .collect(),
     )
-}
-
-/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
-fn unescape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c == '\\'
-            && let Some(code) = s.get(i + 1..i + 4)
-            && let Ok(b) = u8::from_str_radix(code, 8)
-        {
-            out.push(char::from(b));
-            chars.nth(2);
-            continue;
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

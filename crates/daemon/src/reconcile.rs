@@ -86,6 +86,8 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
         .collect();
     let now = now_ms();
     let mut used: HashSet<u16> = rows.iter().map(|r| r.port).collect();
+    // Whether this pass began a start or a stop (and so changed rows).
+    let mut acted = false;
     // Stops that were interrupted (by a restart) or failed are carried on.
     for row in rows.iter().filter(|r| r.state == InstanceState::Stopping) {
         let idle = {
@@ -98,6 +100,7 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
                 .clone()
                 .unwrap_or_else(|| "stopping".to_string());
             begin_stop(d, &row.id, &reason);
+            acted = true;
         }
     }
     let actions = reconcile(&plan_input, &plain_actual)
@@ -119,6 +122,7 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
                     }
                 }
                 begin_stop(d, &row.id, &reason);
+                acted = true;
             }
             Action::Create {
                 service,
@@ -153,6 +157,7 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
                     continue;
                 }
                 if begin_create(d, target, replaces, &reason, &mut used) {
+                    acted = true;
                     d.live().waiting_noted.remove(&service);
                 } else {
                     note_waiting(
@@ -168,7 +173,7 @@ fn pass(d: &Arc<Daemon>) -> Result<(), kiln_state::StateError> {
         }
     }
     // Rows changed by this pass (stopping, new) are re-read for the table.
-    let rows = d.db().instances()?;
+    let rows = if acted { d.db().instances()? } else { rows };
     let table = crate::traffic::desired_table(d, &routes, &rows, &weights);
     crate::traffic::sync(d, table);
     Ok(())

@@ -35,7 +35,9 @@ use crate::{RuntimeError, locate};
 use dir::InstanceDir;
 use runc::Runc;
 
-pub use procfs::{process_alive, process_start_time};
+pub use procfs::{
+    mount_points, own_mount_points, process_alive, process_start_time, unescape_mountinfo,
+};
 pub use shim::shim_main;
 
 /// Everything needed to start one instance of a service.

@@ -26,8 +26,8 @@ mod spec;
 
 pub use error::RuntimeError;
 pub use instance::{
-    Bind, ExitInfo, InstanceSpec, Instances, Limits, LogConfig, Observed, Started, process_alive,
-    process_start_time, shim_main,
+    Bind, ExitInfo, InstanceSpec, Instances, Limits, LogConfig, Observed, Started, mount_points,
+    own_mount_points, process_alive, process_start_time, shim_main, unescape_mountinfo,
 };
 pub use logs::{LogLine, log_files, rfc3339_millis};
 pub use overlay::Overlay;

@@ -94,16 +94,16 @@ fn has_capability(status: &str, cap: u32) -> bool {
 }
 
 /// The mount points of a `mountinfo` table (octal escapes such as `\040` decoded).
-pub(crate) fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
+pub fn mount_points(mountinfo: &str) -> Vec<PathBuf> {
     mountinfo
         .lines()
         .filter_map(|line| line.split(' ').nth(4))
-        .map(|point| PathBuf::from(unescape(point)))
+        .map(|point| PathBuf::from(unescape_mountinfo(point)))
         .collect()
 }
 
 /// The mount points of this process's mount namespace (empty if unreadable).
-pub(crate) fn own_mount_points() -> Vec<PathBuf> {
+pub fn own_mount_points() -> Vec<PathBuf> {
     fs::read_to_string("/proc/self/mountinfo")
         .map(|table| mount_points(&table))
         .unwrap_or_default()
@@ -122,7 +122,8 @@ pub(crate) fn root_read_only(mountinfo: &str) -> Option<bool> {
         })
 }
 
-fn unescape(field: &str) -> String {
+/// Undoes mountinfo's octal escapes (`\040` for a space, `\134` for a backslash).
+pub fn unescape_mountinfo(field: &str) -> String {
     let bytes = field.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -11,6 +11,7 @@ use rustix::io::Errno;
 use rustix::mount::UnmountFlags;
 use rustix::process::{Pid, Signal};
 
+use super::Observed;
 use super::dir::InstanceDir;
 use super::procfs::{kill_leader_and_group, own_mount_points, process_alive, process_start_time};
 use super::runc::Runc;
@@ -34,8 +35,12 @@ pub(super) fn stop(
 ) -> Result<(), RuntimeError> {
     validate::id(id)?;
     let dir = instances.dir(id);
-    abort_unfinished_start(&instances.runc(), id, &dir);
-    stop_container(&instances.runc(), id, signal, grace)?;
+    let runc = instances.runc();
+    let mut state = runc.state(id);
+    if abort_unfinished_start(&state, &dir) {
+        state = runc.state(id);
+    }
+    stop_container(&runc, id, state, signal, grace)?;
     remove_cgroups(id);
     unmount(&dir.rootfs())?;
     wait_for_shim(&dir);
@@ -45,16 +50,24 @@ pub(super) fn stop(
 /// A start that never finished (its daemon died, or the shim never reported) may have a
 /// shim still inside `runc run`: that shim and its process group go first, so nothing
 /// brings the container up behind `stop`'s back. A container that runs or ran is left
-/// to the normal path, where the shim outlives it to write its last output.
-fn abort_unfinished_start(runc: &Runc<'_>, id: &str, dir: &InstanceDir) {
-    let started = matches!(runc.state(id), Ok(Some(state)) if state.status != "created" && state.status != "creating");
+/// to the normal path, where the shim outlives it to write its last output. `state` is the
+/// container's as runc reports it; returns whether a shim was killed (and the container's
+/// state may have changed).
+fn abort_unfinished_start(
+    state: &Result<Option<Observed>, RuntimeError>,
+    dir: &InstanceDir,
+) -> bool {
+    let started =
+        matches!(state, Ok(Some(state)) if state.status != "created" && state.status != "creating");
     if started {
-        return;
+        return false;
     }
-    if let Some((pid, start)) = shim_of(dir) {
-        kill_leader_and_group(pid, start);
-        wait_exit(Some((pid, start)), KILL_WAIT);
-    }
+    let Some((pid, start)) = shim_of(dir) else {
+        return false;
+    };
+    kill_leader_and_group(pid, start);
+    wait_exit(Some((pid, start)), KILL_WAIT);
+    true
 }
 
 /// The shim's pid and start time, from `shim.pid`.
@@ -70,10 +83,11 @@ fn shim_of(dir: &InstanceDir) -> Option<(u32, u64)> {
 fn stop_container(
     runc: &Runc<'_>,
     id: &str,
+    state: Result<Option<Observed>, RuntimeError>,
     signal: i32,
     grace: Duration,
 ) -> Result<(), RuntimeError> {
-    match runc.state(id) {
+    match state {
         Ok(None) => return Ok(()),
         Ok(Some(state)) if state.status != "stopped" => {
             let init = state

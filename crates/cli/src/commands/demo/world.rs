@@ -437,34 +437,10 @@ fn unmount_under(dir: &Path) {
 
 /// The mount points under `dir` (itself included), from /proc/self/mountinfo.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    let info = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(|p| PathBuf::from(unescape_mount(p)))
+    kiln_runtime::own_mount_points()
+        .into_iter()
         .filter(|p| p.starts_with(dir))
         .collect()
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape_mount(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(code) = bytes
-                .get(i + 1..i + 4)
-                .and_then(|o| std::str::from_utf8(o).ok())
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-        {
-            out.push(code);
-            i += 4;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The first of the 100-port ranges in [`PORTS`] (starting at one chosen by this
@@ -501,8 +477,8 @@ mod tests {
 
     #[test]
     fn mountinfo_escapes_are_undone() {
-        assert_eq!(unescape_mount(r"/a\040b/c"), "/a b/c");
-        assert_eq!(unescape_mount(r"/plain"), "/plain");
+        assert_eq!(kiln_runtime::unescape_mountinfo(r"/a\040b/c"), "/a b/c");
+        assert_eq!(kiln_runtime::unescape_mountinfo(r"/plain"), "/plain");
     }
 
     #[test]
