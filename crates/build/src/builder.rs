@@ -12,7 +12,7 @@ use kiln_spec::{Base, CopyBinaryStep, CopyStep, ImageSpec, RunStep, Spec, Step};
 
 use crate::cache::{CachedLayer, KeyBuilder, StepCache};
 use crate::context::{Context, Selected, base_name};
-use crate::layers::{RootView, ensure_unpacked};
+use crate::layers::RootView;
 use crate::statcache::StatCache;
 use crate::walk::{Ownership, WalkOptions, walk};
 use crate::{BuildError, Progress, config, elf, rootfs};
@@ -386,7 +386,7 @@ impl<'a> Builder<'a> {
     fn unpacked(&self, state: &ImageState) -> Result<Vec<PathBuf>, BuildError> {
         let mut dirs = Vec::new();
         for (layer, diff_id) in state.layers.iter().zip(&state.config.rootfs.diff_ids) {
-            dirs.push(ensure_unpacked(self.store, layer, diff_id)?);
+            dirs.push(self.store.ensure_unpacked(layer, diff_id)?);
         }
         // overlay lists the topmost lower dir first.
         dirs.reverse();
@@ -400,13 +400,13 @@ impl<'a> Builder<'a> {
     ) -> Result<kiln_image::LayerInfo, BuildError> {
         let view = RootView::new(self.store, &self.unpacked(other)?)?;
         let src = view.resolve(&c.src)?;
-        if std::fs::symlink_metadata(&src).is_err() {
+        let Ok(meta) = std::fs::symlink_metadata(&src) else {
             return Err(BuildError::Other(format!(
                 "`{}` does not exist in image `{}`",
                 c.src,
                 c.from_image.as_deref().unwrap_or_default()
             )));
-        }
+        };
         let opts = WalkOptions {
             ownership: Ownership::Keep,
             overlay_upper: false,
@@ -415,7 +415,7 @@ impl<'a> Builder<'a> {
         let sel = Selected {
             rel: PathBuf::from(c.src.trim_start_matches('/')),
             abs: src.clone(),
-            is_dir: std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir()),
+            is_dir: meta.is_dir(),
         };
         let dest = destination(&c.to, &sel, false);
         let mut entries = Vec::new();

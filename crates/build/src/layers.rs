@@ -4,20 +4,10 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use kiln_image::{Digest, Store, oci::Descriptor};
+use kiln_image::Store;
 use kiln_runtime::Overlay;
 
 use crate::BuildError;
-
-/// Makes sure the layer `diff_id` is unpacked under KILN_HOME/layers and returns its dir
-/// (see [`Store::ensure_unpacked`]).
-pub fn ensure_unpacked(
-    store: &Store,
-    layer: &Descriptor,
-    diff_id: &Digest,
-) -> Result<PathBuf, BuildError> {
-    Ok(store.ensure_unpacked(layer, diff_id)?)
-}
 
 /// A read-only merged view of layer dirs (topmost first), unmounted on drop.
 #[derive(Debug)]

@@ -18,7 +18,6 @@ mod walk;
 
 pub use builder::{BuildOptions, Builder, BuiltImage};
 pub use error::BuildError;
-pub use layers::ensure_unpacked;
 pub use progress::Progress;
 pub use repro::{ReproReport, verify_repro};
 pub use tag::default_tag;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use lines::{MAX_LINE, for_each_line};
 pub(crate) use time::now_rfc3339;
-pub use time::rfc3339_millis;
+pub use time::{rfc3339_millis, rfc3339_secs};
 pub(crate) use writer::LogWriter;
 
 /// One line of a service's output, as stored (one JSON object per line).

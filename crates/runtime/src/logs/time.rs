@@ -27,6 +27,18 @@ pub fn rfc3339_millis(ms: i64) -> String {
     )
 }
 
+/// Seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ` (no leap seconds, as in Unix time).
+pub fn rfc3339_secs(secs: i64) -> String {
+    let (days, of_day) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to (year, month, day).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
