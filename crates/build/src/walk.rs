@@ -122,7 +122,7 @@ fn entry_for(
         }
     };
     let kind = if ft.is_dir() {
-        let opaque = opts.overlay_upper && is_opaque(src);
+        let opaque = opts.overlay_upper && kiln_runtime::is_opaque(src);
         EntryKind::Dir { opaque }
     } else if ft.is_symlink() {
         let target = fs::read_link(src).map_err(BuildError::io(src))?;
@@ -189,14 +189,6 @@ fn entry_for(
 
 fn mtime_of(meta: &fs::Metadata) -> u64 {
     u64::try_from(meta.mtime()).unwrap_or(0)
-}
-
-fn is_opaque(dir: &Path) -> bool {
-    let mut buf = [0u8; 4];
-    matches!(
-        rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut buf),
-        Ok(1) if buf[0] == b'y'
-    )
 }
 
 #[cfg(test)]

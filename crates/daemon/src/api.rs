@@ -32,9 +32,7 @@ pub(crate) async fn route(
         ("GET", "/events") => to_json(&views::events(&d, &query)?),
         ("GET", "/drift") => {
             let d2 = d.clone();
-            let found = tokio::task::spawn_blocking(move || drift::drift(&d2))
-                .await
-                .map_err(ApiError::internal)??;
+            let found = blocking(move || drift::drift(&d2)).await??;
             to_json(&found)
         }
         ("GET", "/rollouts") => to_json(&views::rollouts(&d, None)),
@@ -53,28 +51,21 @@ pub(crate) async fn route(
                 return Err(ApiError::not_found(format!("no such path `{path}`")));
             };
             let (service, verb) = (service.to_string(), verb.to_string());
-            let d2 = d.clone();
-            tokio::task::spawn_blocking(move || {
+            let (d2, name) = (d.clone(), service.clone());
+            blocking(move || {
                 let _serial = d2.apply_lock();
-                crate::rollouts::command(&d2, &service, &verb)
+                crate::rollouts::command(&d2, &name, &verb)
             })
-            .await
-            .map_err(ApiError::internal)?
+            .await?
             .map_err(ApiError::conflict)?;
-            let service = rest["/rollouts/".len()..]
-                .split('/')
-                .next()
-                .unwrap_or_default();
-            let found = views::rollouts(&d, Some(service));
+            let found = views::rollouts(&d, Some(&service));
             to_json(&found.into_iter().next())
         }
         ("POST", "/apply") => {
             let request: types::ApplyRequest = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::bad_request(format!("invalid apply request: {e}")))?;
             let d2 = d.clone();
-            let answer = tokio::task::spawn_blocking(move || apply::apply(&d2, &request))
-                .await
-                .map_err(ApiError::internal)??;
+            let answer = blocking(move || apply::apply(&d2, &request)).await??;
             d.wake.notify_one();
             to_json(&answer)
         }
@@ -82,9 +73,7 @@ pub(crate) async fn route(
             let name = &rest["/services/".len()..];
             let d2 = d.clone();
             let name = name.to_string();
-            let answer = tokio::task::spawn_blocking(move || apply::destroy(&d2, &name))
-                .await
-                .map_err(ApiError::internal)??;
+            let answer = blocking(move || apply::destroy(&d2, &name)).await??;
             d.wake.notify_one();
             to_json(&answer)
         }
@@ -133,6 +122,15 @@ impl Query {
             })
             .transpose()
     }
+}
+
+/// Runs blocking work (SQLite, runc, the proxy's socket) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(ApiError::internal)
 }
 
 fn decode(s: &str) -> String {

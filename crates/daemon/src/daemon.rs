@@ -92,6 +92,13 @@ pub(crate) struct Live {
 }
 
 impl Live {
+    /// Whether an instance is ready: running, and ready as last observed (or, before any
+    /// observation since this daemon started, as its row says).
+    pub(crate) fn ready(&self, row: &kiln_state::InstanceRow) -> bool {
+        row.state == kiln_state::InstanceState::Running
+            && self.health.get(&row.id).map_or(row.ready, |h| h.ready)
+    }
+
     /// Whether the proxy may not serve what the last pass wanted for `service` yet: the
     /// confirmed table, or a push in flight, has other routes for it. Changes to other
     /// services' routes do not delay this one.

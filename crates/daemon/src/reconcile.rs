@@ -237,7 +237,7 @@ pub(crate) fn actual_instances(d: &Daemon, rows: &[InstanceRow]) -> Vec<ActualIn
                     InstanceState::Running => Phase::Running,
                     InstanceState::Stopping => Phase::Stopping,
                 },
-                ready: row.state == InstanceState::Running && health.map_or(row.ready, |h| h.ready),
+                ready: live.ready(row),
                 failed: health.and_then(|h| h.failed.clone()),
                 created_ms: row.created_ms,
             }

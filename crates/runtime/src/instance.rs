@@ -35,6 +35,7 @@ use crate::{RuntimeError, locate};
 use dir::InstanceDir;
 use runc::Runc;
 
+pub use image::is_opaque;
 pub use procfs::{
     mount_points, own_mount_points, process_alive, process_start_time, unescape_mountinfo,
 };

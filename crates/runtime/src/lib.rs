@@ -26,8 +26,9 @@ mod spec;
 
 pub use error::RuntimeError;
 pub use instance::{
-    Bind, ExitInfo, InstanceSpec, Instances, Limits, LogConfig, Observed, Started, mount_points,
-    own_mount_points, process_alive, process_start_time, shim_main, unescape_mountinfo,
+    Bind, ExitInfo, InstanceSpec, Instances, Limits, LogConfig, Observed, Started, is_opaque,
+    mount_points, own_mount_points, process_alive, process_start_time, shim_main,
+    unescape_mountinfo,
 };
 pub use logs::{LogLine, log_files, rfc3339_millis, rfc3339_secs};
 pub use overlay::Overlay;

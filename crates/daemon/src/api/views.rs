@@ -44,13 +44,7 @@ pub(crate) fn services(d: &Daemon) -> Result<Vec<ServiceStatus>, ApiError> {
                 .iter()
                 .filter(|r| r.def_hash == s.def_hash)
                 .collect();
-            let ready = current
-                .iter()
-                .filter(|r| {
-                    r.state == InstanceState::Running
-                        && live.health.get(&r.id).map_or(r.ready, |h| h.ready)
-                })
-                .count();
+            let ready = current.iter().filter(|r| live.ready(r)).count();
             let outdated = live_rows.len() - current.len();
             let stopping = mine.count() - live_rows.len();
             let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
@@ -88,8 +82,7 @@ pub(crate) fn instances(d: &Daemon, service: Option<&str>) -> Result<Vec<Instanc
         .into_iter()
         .filter(|r| service.is_none_or(|s| r.service == s))
         .map(|r| {
-            let ready = r.state == InstanceState::Running
-                && live.health.get(&r.id).map_or(r.ready, |h| h.ready);
+            let ready = live.ready(&r);
             InstanceInfo {
                 current: desired
                     .iter()

@@ -239,7 +239,8 @@ fn components(path: &Path) -> VecDeque<OsString> {
 }
 
 /// Whether overlayfs treats the directory as opaque (hiding the layers below).
-fn is_opaque(path: &Path) -> bool {
+/// Whether `path` is an overlay opaque directory (`trusted.overlay.opaque` is `y`).
+pub fn is_opaque(path: &Path) -> bool {
     let mut value = [0u8; 1];
     matches!(
         rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut value[..]),
