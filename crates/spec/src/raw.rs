@@ -77,48 +77,21 @@ pub(crate) fn read(source: &str, report: &mut Report) -> Option<RawSpec> {
     let mut spec = RawSpec::default();
     for (key, value) in document.get_ref().iter() {
         match key.get_ref().as_ref() {
-            "image" => match value.get_ref() {
-                DeValue::Table(images) => spec.images = image::read_all(images, report),
-                other => {
-                    report
-                        .error(
-                            &value.span(),
-                            format!(
-                                "wrong type for `image`: expected a table of images, found {}",
-                                read::type_name(other)
-                            ),
-                        )
-                        .hint("declare each image as a table: [image.NAME]");
+            "image" => {
+                if let Some(images) = section(value, "image", "images", report) {
+                    spec.images = image::read_all(images, report);
                 }
-            },
-            "service" => match value.get_ref() {
-                DeValue::Table(services) => spec.services = service::read_all(services, report),
-                other => {
-                    report
-                        .error(
-                            &value.span(),
-                            format!(
-                                "wrong type for `service`: expected a table of services, found {}",
-                                read::type_name(other)
-                            ),
-                        )
-                        .hint("declare each service as a table: [service.NAME]");
+            }
+            "service" => {
+                if let Some(services) = section(value, "service", "services", report) {
+                    spec.services = service::read_all(services, report);
                 }
-            },
-            "route" => match value.get_ref() {
-                DeValue::Table(routes) => spec.routes = route::read_all(routes, report),
-                other => {
-                    report
-                        .error(
-                            &value.span(),
-                            format!(
-                                "wrong type for `route`: expected a table of routes, found {}",
-                                read::type_name(other)
-                            ),
-                        )
-                        .hint("declare each route as a table: [route.NAME]");
+            }
+            "route" => {
+                if let Some(routes) = section(value, "route", "routes", report) {
+                    spec.routes = route::read_all(routes, report);
                 }
-            },
+            }
             name => {
                 let diagnostic =
                     report.error(&key.span(), format!("unknown top-level key `{name}`"));
@@ -180,4 +153,29 @@ pub(crate) fn read_named<T>(
         }
     }
     read
+}
+
+/// The table of a top-level section (`[image]`, `[service]`, `[route]`): `None`, reported,
+/// if it is something else.
+fn section<'a, 'i>(
+    value: &'a toml::Spanned<DeValue<'i>>,
+    name: &str,
+    plural: &str,
+    report: &mut Report,
+) -> Option<&'a DeTable<'i>> {
+    match value.get_ref() {
+        DeValue::Table(table) => Some(table),
+        other => {
+            report
+                .error(
+                    &value.span(),
+                    format!(
+                        "wrong type for `{name}`: expected a table of {plural}, found {}",
+                        read::type_name(other)
+                    ),
+                )
+                .hint(format!("declare each {name} as a table: [{name}.NAME]"));
+            None
+        }
+    }
 }

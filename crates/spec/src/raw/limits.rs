@@ -54,8 +54,7 @@ pub(crate) struct RawStop {
 /// `service` is the service's key path ("service.web"), for messages.
 pub(crate) fn resources(table: &DeTable<'_>, service: &str, report: &mut Report) -> RawResources {
     let label = format!("{service}.resources");
-    let mut reader = TableReader::new(table, RESOURCE_KEYS, RESOURCE_ALIASES, format!("[{label}]"))
-        .within(&label);
+    let mut reader = TableReader::at(table, RESOURCE_KEYS, RESOURCE_ALIASES, &label);
     let memory = reader.take("memory").and_then(|v| size(&v, report));
     let cpus = reader.take("cpus").and_then(|v| cpus(&v, report));
     let pids = reader.take("pids").and_then(|v| v.integer(report));
@@ -65,8 +64,7 @@ pub(crate) fn resources(table: &DeTable<'_>, service: &str, report: &mut Report)
 
 pub(crate) fn stop(table: &DeTable<'_>, service: &str, report: &mut Report) -> RawStop {
     let label = format!("{service}.stop");
-    let mut reader =
-        TableReader::new(table, STOP_KEYS, STOP_ALIASES, format!("[{label}]")).within(&label);
+    let mut reader = TableReader::at(table, STOP_KEYS, STOP_ALIASES, &label);
     let signal = reader.take("signal").and_then(|v| {
         if let DeValue::Integer(number) = v.value.get_ref() {
             v.wrong_type("a signal name", report).hint(format!(

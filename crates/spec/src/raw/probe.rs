@@ -51,7 +51,7 @@ pub(crate) fn read(value: &Value<'_, '_>, service: &str, report: &mut Report) ->
     let label = format!("{service}.{}", value.name);
     let hint = format!("for example: {} = {{ http = \"/healthz\" }}", value.name);
     let (header, table) = value.table(&hint, report)?;
-    let mut reader = TableReader::new(table, KEYS, ALIASES, format!("[{label}]")).within(&label);
+    let mut reader = TableReader::at(table, KEYS, ALIASES, &label);
     let mut checks = Vec::new();
     let mut check = |name: &'static str| {
         let value = reader.take(name);

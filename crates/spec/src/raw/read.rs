@@ -47,6 +47,17 @@ impl<'a, 'i> TableReader<'a, 'i> {
         }
     }
 
+    /// The reader of the table at key path `label` (`service.web`): placed as `[label]`,
+    /// values named by their full key path.
+    pub(crate) fn at(
+        table: &'a DeTable<'i>,
+        known: &'static [&'static str],
+        aliases: &'static [(&'static str, &'static str)],
+        label: &str,
+    ) -> Self {
+        TableReader::new(table, known, aliases, format!("[{label}]")).within(label)
+    }
+
     /// Names values by their full key path under `path` in messages:
     /// `service.web.port` rather than `port`.
     pub(crate) fn within(mut self, path: &str) -> Self {

@@ -90,7 +90,7 @@ fn read_one(
     report: &mut Report,
 ) -> RawRoute {
     let label = format!("route.{}", toml_key(&name.value));
-    let mut reader = TableReader::new(table, KEYS, ALIASES, format!("[{label}]")).within(&label);
+    let mut reader = TableReader::at(table, KEYS, ALIASES, &label);
     let listen = reader.take("listen").and_then(|v| listen(&v, report));
     let service = reader.take("service").and_then(|v| v.string(report));
     let host = reader.take("host").and_then(|v| v.string(report));
@@ -128,8 +128,7 @@ fn tls(value: &Value<'_, '_>, route: &str, report: &mut Report) -> Option<RawTls
     let label = format!("{route}.tls");
     let hint = "for example: tls = { cert = \"certs/site.pem\", key = \"certs/site.key\" }";
     let (header, table) = value.table(hint, report)?;
-    let mut reader =
-        TableReader::new(table, TLS_KEYS, TLS_ALIASES, format!("[{label}]")).within(&label);
+    let mut reader = TableReader::at(table, TLS_KEYS, TLS_ALIASES, &label);
     let cert = reader.take("cert").and_then(|v| v.string(report));
     let key = reader.take("key").and_then(|v| v.string(report));
     let present = reader.taken_keys();

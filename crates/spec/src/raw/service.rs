@@ -98,7 +98,7 @@ fn read_one(
     report: &mut Report,
 ) -> RawService {
     let label = format!("service.{}", toml_key(&name.value));
-    let mut reader = TableReader::new(table, KEYS, ALIASES, format!("[{label}]")).within(&label);
+    let mut reader = TableReader::at(table, KEYS, ALIASES, &label);
     let image = reader.take("image").and_then(|v| v.string(report));
     let replicas = reader.take("replicas").and_then(|v| v.integer(report));
     let port = reader.take("port").and_then(|v| v.integer(report));

@@ -118,7 +118,7 @@ pub(crate) fn read(
     };
     let hint = format!("write it as a table: strategy = {{ kind = {kind} }}");
     let (_, table) = value.table(&hint, report)?;
-    let mut reader = TableReader::new(table, KEYS, ALIASES, format!("[{label}]")).within(&label);
+    let mut reader = TableReader::at(table, KEYS, ALIASES, &label);
     let steps = reader
         .take("steps")
         .and_then(|v| v.integers("an array of percentages", "a percentage", report));
@@ -187,8 +187,7 @@ fn analysis(value: &Value<'_, '_>, strategy: &str, report: &mut Report) -> Optio
     let label = format!("{strategy}.analysis");
     let hint = "for example: analysis = { max_error_rate = 0.01, max_p99_latency = \"300ms\" }";
     let (header, table) = value.table(hint, report)?;
-    let mut reader = TableReader::new(table, ANALYSIS_KEYS, ANALYSIS_ALIASES, format!("[{label}]"))
-        .within(&label);
+    let mut reader = TableReader::at(table, ANALYSIS_KEYS, ANALYSIS_ALIASES, &label);
     let mut has_threshold = false;
     let mut threshold = |name: &'static str| {
         let value = reader.take(name);
